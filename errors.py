@@ -1,0 +1,59 @@
+"""Errors a user can act on, and the wrapper that turns them into one line and an exit code.
+
+Exit codes (documented in the README): 0 success, 1 failure, 2 usage error,
+130 interrupted by Ctrl-C (SIGINT), 143 terminated (SIGTERM).
+"""
+import os
+import signal
+import sys
+
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_SIGINT = 130
+EXIT_SIGTERM = 143
+
+
+class UsageError(Exception):
+    """A flag or flag combination that cannot work: exit 2 before any work starts."""
+
+
+class ToolError(Exception):
+    """An expected failure (bad file, weights not found, out of memory): exit 1."""
+
+
+class NumericalError(ToolError):
+    """The loss became NaN or infinite; the run stops (the best finite image is kept)."""
+
+
+class Interrupted(BaseException):
+    """SIGINT or SIGTERM arrived; carries the exit code (BaseException, like KeyboardInterrupt)."""
+
+    def __init__(self, exit_code):
+        super().__init__(exit_code)
+        self.exit_code = exit_code
+
+
+def _raise_interrupted(signum, frame):
+    raise Interrupted(EXIT_SIGTERM if signum == signal.SIGTERM else EXIT_SIGINT)
+
+
+def run_cli(main, argv=None):
+    """Run main(argv); print expected failures as one line on stderr and exit with their code."""
+    prog = os.path.basename(sys.argv[0]) or "neural_style.py"
+    signal.signal(signal.SIGINT, _raise_interrupted)
+    signal.signal(signal.SIGTERM, _raise_interrupted)
+    try:
+        main(argv)
+    except UsageError as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        sys.exit(EXIT_USAGE)
+    except ToolError as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        sys.exit(EXIT_FAILURE)
+    except Interrupted as e:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        sys.exit(e.exit_code)
+    except MemoryError:
+        print(f"{prog}: error: out of memory; try a smaller --width, a larger --max-hierarchy "
+              "or --network-type sqz", file=sys.stderr)
+        sys.exit(EXIT_FAILURE)

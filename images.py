@@ -1,0 +1,150 @@
+"""Image input and output, in one place: load any image as 8-bit RGB, resize, save atomically."""
+import os
+import tempfile
+import warnings
+
+import numpy as np
+from PIL import Image, ImageOps, JpegImagePlugin, PngImagePlugin
+
+from errors import ToolError
+
+JPEG_QUALITY = 95
+PARAMS_KEY = "neural-style"  # PNG text chunk / JPEG comment key holding the run's parameters
+
+
+def load_image(path, what="image"):
+    """Read `path` as an HxWx3 uint8 RGB array.
+
+    EXIF orientation is applied; greyscale becomes three equal channels, alpha is dropped,
+    palette, CMYK and 16-bit images are converted. Every failure is a ToolError naming the file.
+    """
+    try:
+        with warnings.catch_warnings():
+            # Pillow warns before its hard decompression-bomb limit; we only refuse past the limit.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                img.load()
+                img = ImageOps.exif_transpose(img)
+                return to_rgb_array(img)
+    except FileNotFoundError:
+        raise ToolError(f"{what} not found: {path}") from None
+    except IsADirectoryError:
+        raise ToolError(f"{what} is a directory, not an image file: {path}") from None
+    except PermissionError:
+        raise ToolError(f"cannot read {what} (permission denied): {path}") from None
+    except Image.DecompressionBombError as e:
+        raise ToolError(f"{what} {path} is too large to load safely ({e})") from None
+    except Image.UnidentifiedImageError:
+        raise ToolError(f"{what} is not an image file Pillow can read: {path}") from None
+    except (OSError, SyntaxError, ValueError) as e:
+        raise ToolError(f"{what} {path} could not be read (damaged or truncated?): {e}") from None
+
+
+def to_rgb_array(img):
+    """A Pillow image of any mode as an HxWx3 uint8 array."""
+    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        # 16-bit (or 32-bit int) greyscale: scale to 8 bits instead of Pillow's clipping.
+        data = np.asarray(img, dtype=np.float64)
+        top = 65535.0 if img.mode.startswith("I;16") or data.max() > 255 else 255.0
+        grey = np.clip(np.round(data * (255.0 / top)), 0, 255).astype(np.uint8)
+        return np.repeat(grey[:, :, None], 3, axis=2)
+    if img.mode == "F":
+        grey = np.clip(np.round(np.asarray(img)), 0, 255).astype(np.uint8)
+        return np.repeat(grey[:, :, None], 3, axis=2)
+    if img.mode == "P" and "transparency" in img.info:
+        img = img.convert("RGBA")
+    if img.mode != "RGB":
+        img = img.convert("RGB")  # L, LA, RGBA, P, CMYK, YCbCr, 1: alpha dropped, grey replicated
+    return np.asarray(img, dtype=np.uint8).copy()
+
+
+def resize(image, size):
+    """Resize an HxWx3 array to size = (height, width) with Lanczos.
+
+    uint8 arrays stay uint8; float arrays are resized per channel in float (values outside
+    0..255, as in an optimised image, survive).
+    """
+    height, width = int(size[0]), int(size[1])
+    if image.shape[:2] == (height, width):
+        return image.copy()
+    if image.dtype == np.uint8:
+        return np.asarray(Image.fromarray(image).resize((width, height), Image.LANCZOS))
+    channels = [np.asarray(Image.fromarray(np.ascontiguousarray(image[:, :, c], dtype=np.float32), "F")
+                           .resize((width, height), Image.LANCZOS)) for c in range(image.shape[2])]
+    return np.stack(channels, axis=2).astype(image.dtype)
+
+
+def resize_to_width(image, width):
+    """Resize keeping the aspect ratio: height = floor(h / w * width)."""
+    h, w = image.shape[:2]
+    return resize(image, (max(1, int(h / w * width)), int(width)))
+
+
+def to_uint8(image):
+    return np.clip(np.round(image), 0, 255).astype(np.uint8)
+
+
+def check_writable(path):
+    """Fail before any computation if `path` cannot be written (missing or read-only folder)."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise ToolError(f"output folder does not exist: {folder}")
+    if not os.access(folder, os.W_OK):
+        raise ToolError(f"output folder is not writable: {folder}")
+    if os.path.isdir(path):
+        raise ToolError(f"output path is a directory: {path}")
+    if image_format(path) is None:
+        raise ToolError(f"cannot tell the image format from the output name: {path} "
+                        "(use an extension such as .jpg or .png)")
+
+
+def image_format(path):
+    ext = os.path.splitext(path)[1].lower()
+    return Image.registered_extensions().get(ext)
+
+
+def save_image(path, image, params=None):
+    """Write an image (clipped to 0..255) atomically: a temporary file in the same folder,
+    renamed into place, so an interrupted write never leaves a truncated image.
+
+    `params` (a string) is stored in the file: a PNG text chunk or a JPEG comment.
+    """
+    fmt = image_format(path)
+    if fmt is None:
+        raise ToolError(f"cannot tell the image format from the output name: {path}")
+    img = Image.fromarray(to_uint8(image))
+    options = {}
+    if fmt == "JPEG":
+        options["quality"] = JPEG_QUALITY
+        if params:
+            options["comment"] = f"{PARAMS_KEY}: {params}".encode("utf-8")
+    elif fmt == "PNG" and params:
+        info = PngImagePlugin.PngInfo()
+        info.add_text(PARAMS_KEY, params)
+        options["pnginfo"] = info
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.splitext(path)[1], dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            img.save(f, format=fmt, **options)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def read_params(path):
+    """The parameters stored by save_image, or None."""
+    try:
+        with Image.open(path) as img:
+            if isinstance(img, JpegImagePlugin.JpegImageFile):
+                comment = img.info.get("comment", b"")
+                text = comment.decode("utf-8", "replace") if isinstance(comment, bytes) else comment
+                prefix = f"{PARAMS_KEY}: "
+                return text[len(prefix):] if text.startswith(prefix) else None
+            return img.info.get(PARAMS_KEY)
+    except FileNotFoundError:
+        raise ToolError(f"file not found: {path}") from None
+    except (OSError, SyntaxError) as e:
+        raise ToolError(f"{path} is not an image file Pillow can read: {e}") from None

@@ -1,0 +1,41 @@
+"""File names: the auto-generated output name (SPEC section 4) and parsing it back (section 8)."""
+import os
+import re
+
+# The SPEC's extensions (.jpg .bmp .png .tga) plus the other formats Pillow reads,
+# so contents such as photo.jpeg round-trip too.
+_IMAGE_EXT = r"\.(?:jpg|jpeg|bmp|png|tga|tif|tiff|webp|gif)"
+# The content name runs to the first image extension followed by '_', then the style name likewise.
+_STYLIZED_RE = re.compile(rf"^(?:tiles_|t_)(.+?{_IMAGE_EXT})_(.+?{_IMAGE_EXT})_", re.IGNORECASE)
+
+
+def output_name(content, style, optim, iterations, max_hierarchy, pooling, style_weight,
+                style_distr_weight, style_layer_weight_exp, content_weight_blend, ashift,
+                network_type, style_feat_type, preserve_colors, out_postfix=None):
+    """The auto-generated output file name, character for character as the original tool."""
+    w = style_distr_weight
+    if w == 0:
+        sdw = ""
+    elif w > 100:
+        sdw = f"_sdw{int(w) // 100:02d}e2"
+    else:
+        sdw = f"_sdw{int(w):03d}"
+    sft = "" if style_feat_type == "gram" else "_" + style_feat_type
+    pc = {"none": "", "before": "_bpc"}.get(preserve_colors, "_pc")
+    postfix = f"_{out_postfix}" if out_postfix else ""
+    return (f"t_{os.path.basename(content)}_{os.path.basename(style)}_{optim}{iterations:04d}"
+            f"_h{max_hierarchy}_p{pooling}_sw{int(style_weight):05d}{sdw}"
+            f"_swe{int(style_layer_weight_exp * 10):02d}_cwe{int(content_weight_blend * 10):02d}"
+            f"_as{int(ashift):03d}_{network_type}{sft}{pc}{postfix}.jpg")
+
+
+def parse_stylized_name(path):
+    """(content file name, style file name) encoded in a stylized file's name, or None."""
+    match = _STYLIZED_RE.match(os.path.basename(path))
+    return (match.group(1), match.group(2)) if match else None
+
+
+def with_suffix(path, suffix):
+    """'dir/t_x.jpg', '_pcyuv' -> 'dir/t_x_pcyuv.jpg'."""
+    stem, ext = os.path.splitext(path)
+    return stem + suffix + ext

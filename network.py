@@ -1,0 +1,137 @@
+"""What the two feature networks share: finding and reading weights files, the layer ops,
+and the interface stylize.py uses (FeatureNetwork)."""
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.io
+import tensorflow as tf
+
+from errors import ToolError
+
+REPO_ROOT = os.path.dirname(os.path.abspath(__file__))
+MODELS_ENV = "NEURAL_STYLE_MODELS"
+
+
+@dataclass(frozen=True)
+class WeightsSource:
+    filename: str
+    url: str
+    file_hash: str  # MD5 (32 hex digits) or SHA-256 (64); get_file picks the algorithm by length
+
+
+def cache_dir():
+    """The user cache directory for weights (~/.cache/neural-style on Linux)."""
+    import platformdirs
+    return platformdirs.user_cache_dir("neural-style", appauthor=False)
+
+
+def find_weights(source, network_file=None):
+    """Path of the weights file: --network-file, $NEURAL_STYLE_MODELS, the repository root,
+    the user cache, else a download into the cache (progress bar, checksum check)."""
+    if network_file:
+        if not os.path.isfile(network_file):
+            raise ToolError(f"weights file not found: {network_file} (given with --network-file)")
+        return network_file
+    looked = []
+    candidates = []
+    if os.environ.get(MODELS_ENV):
+        candidates.append(os.path.join(os.environ[MODELS_ENV], source.filename))
+    candidates.append(os.path.join(REPO_ROOT, source.filename))
+    for path in candidates:
+        if os.path.isfile(path):
+            return path
+        looked.append(os.path.dirname(path))
+    cache = cache_dir()
+    looked.append(cache)
+    try:
+        os.makedirs(cache, exist_ok=True)
+        # Keras' downloader: reuses a cached file whose hash matches, else downloads with a
+        # progress bar and verifies the hash.
+        return tf.keras.utils.get_file(source.filename, origin=source.url, file_hash=source.file_hash,
+                                       cache_dir=cache, cache_subdir="")
+    except BaseException as e:
+        partial = os.path.join(cache, source.filename)
+        if isinstance(e, ValueError) and os.path.exists(partial):
+            os.remove(partial)  # a download that failed its checksum must not be used later
+        if isinstance(e, KeyboardInterrupt):
+            raise
+        raise ToolError(
+            f"weights file {source.filename} not found (looked in: {', '.join(looked)}) and "
+            f"could not be downloaded ({str(e).strip() or type(e).__name__}). Download it from "
+            f"{source.url} into one of those folders, or pass --network-file PATH") from None
+
+
+def read_mat(path):
+    """A MATLAB .mat file as a dict, or a ToolError naming the file."""
+    try:
+        return scipy.io.loadmat(path)
+    except FileNotFoundError:
+        raise ToolError(f"weights file not found: {path}") from None
+    except Exception as e:  # scipy raises ValueError, TypeError, OSError, ... on foreign data
+        raise ToolError(f"weights file {path} is not a readable MATLAB .mat file ({e})") from None
+
+
+def check_conv(path, name, kernel, bias, ksize, in_channels):
+    """Validate one conv layer's weights against the topology; return (kernel, bias) as float32."""
+    kernel = np.asarray(kernel)
+    bias = np.asarray(bias).reshape(-1)
+    expected = (ksize, ksize, in_channels)
+    if kernel.ndim != 4 or kernel.shape[:3] != expected or bias.shape[0] != kernel.shape[3]:
+        raise ToolError(f"weights file {path}: layer {name} has kernel {kernel.shape} and bias "
+                        f"{bias.shape}, expected kernel {expected + ('N',)} and bias (N,)")
+    return kernel.astype(np.float32), bias.astype(np.float32)
+
+
+def conv(x, weights, stride=1, padding="SAME"):
+    kernel, bias = weights
+    return tf.nn.bias_add(tf.nn.conv2d(x, tf.cast(kernel, x.dtype), stride, padding),
+                          tf.cast(bias, x.dtype))
+
+
+def pool(x, kind, size, stride, padding):
+    op = tf.nn.max_pool2d if kind == "max" else tf.nn.avg_pool2d
+    return op(x, size, stride, padding)
+
+
+class FeatureNetwork:
+    """A feature extractor. Subclasses define LAYERS, CONTENT_LAYERS, STYLE_LAYERS, min_size
+    and _forward(x), a generator of (layer name, activation) in network order."""
+
+    LAYERS = ()
+    CONTENT_LAYERS = ()
+    STYLE_LAYERS = ()
+
+    def __init__(self, weights, mean_pixel, pooling, dtype=tf.float32):
+        self.weights = {name: (tf.constant(k), tf.constant(b)) for name, (k, b) in weights.items()}
+        self.mean_pixel = np.asarray(mean_pixel, dtype=np.float32).reshape(3)
+        self.pooling = pooling
+        self.dtype = dtype  # compute dtype of the convolutions; activations returned in float32
+
+    def preprocess(self, pixels):
+        return pixels - self.mean_pixel
+
+    def unprocess(self, image):
+        return image + self.mean_pixel
+
+    def deepest(self, layers):
+        return max(layers, key=self.LAYERS.index)
+
+    def features(self, image, layers):
+        """{layer: float32 activation [1, H, W, C]} for the given layers of a [1, H, W, 3]
+        preprocessed image; nothing past the deepest of them is computed."""
+        wanted = set(layers)
+        unknown = wanted.difference(self.LAYERS)
+        if unknown:
+            raise ValueError(f"unknown layers {sorted(unknown)}")
+        out = {}
+        x = tf.cast(image, self.dtype)
+        for name, activation in self._forward(x):
+            if name in wanted:
+                out[name] = tf.cast(activation, tf.float32)
+                if len(out) == len(wanted):
+                    break
+        return out
+
+    def _forward(self, x):
+        raise NotImplementedError

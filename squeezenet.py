@@ -1,0 +1,63 @@
+"""SqueezeNet v1.1 feature network (no classifier) from sqz_notop.mat."""
+import numpy as np
+import tensorflow as tf
+
+from errors import ToolError
+from network import FeatureNetwork, WeightsSource, check_conv, conv, pool, read_mat
+
+SOURCE = WeightsSource(
+    filename="sqz_notop.mat",
+    url="https://github.com/avoroshilov/neural-style/raw/master/sqz_notop.mat",
+    file_hash="1bb1685c050e78053830d0c70a813479952e0c6fa5f334118cd0a93fb8acd166")
+
+MEAN_PIXEL = (122.679, 116.669, 104.006)
+FIRES = ("fire2", "fire3", "fire4", "fire5", "fire6", "fire7", "fire8", "fire9")
+POOL_BEFORE = {"fire4": "pool3", "fire6": "pool5"}  # pool1 follows conv1
+
+# Activations: conv1 relu, then for each fire module its expand1x1 and expand3x3 relus.
+FEATURE_LAYERS = ("conv1",) + tuple(f"{fire}/{e}" for fire in FIRES for e in ("expand1x1", "expand3x3"))
+
+
+class SqueezeNet(FeatureNetwork):
+    LAYERS = FEATURE_LAYERS
+    CONTENT_LAYERS = FEATURE_LAYERS
+    STYLE_LAYERS = FEATURE_LAYERS
+    # conv1 (3x3/2 VALID) and three 3x3/2 VALID poolings need at least 31 px for fire9.
+    min_size = 31
+
+    def _forward(self, x):
+        x = tf.nn.relu(conv(x, self.weights["conv1"], stride=2, padding="VALID"))
+        yield "conv1", x
+        x = pool(x, self.pooling, 3, 2, "VALID")
+        for fire in FIRES:
+            if fire in POOL_BEFORE:
+                x = pool(x, self.pooling, 3, 2, "VALID")
+            squeeze = tf.nn.relu(conv(x, self.weights[f"{fire}/squeeze1x1"], padding="VALID"))
+            e1 = tf.nn.relu(conv(squeeze, self.weights[f"{fire}/expand1x1"], padding="VALID"))
+            yield f"{fire}/expand1x1", e1
+            e3 = tf.nn.relu(conv(squeeze, self.weights[f"{fire}/expand3x3"], padding="SAME"))
+            yield f"{fire}/expand3x3", e3
+            x = tf.concat([e1, e3], axis=3)
+
+
+def load(path, pooling="max", dtype=None):
+    """Load and validate sqz_notop.mat: name -> [kernel [kh, kw, in, out], bias [1, out]]."""
+    data = read_mat(path)
+    weights = {}
+
+    def take(name, ksize, in_channels):
+        try:
+            kernel, bias = data[name][0]
+        except KeyError:
+            raise ToolError(f"weights file {path} has no layer {name}: not SqueezeNet v1.1 weights") from None
+        except (IndexError, TypeError, ValueError):
+            raise ToolError(f"weights file {path}: layer {name} is not a [kernel, bias] pair") from None
+        weights[name] = check_conv(path, name, kernel, bias, ksize, in_channels)
+        return weights[name][0].shape[3]
+
+    channels = take("conv1", 3, 3)
+    for fire in FIRES:
+        squeezed = take(f"{fire}/squeeze1x1", 1, channels)
+        channels = take(f"{fire}/expand1x1", 1, squeezed) + take(f"{fire}/expand3x3", 3, squeezed)
+    kwargs = {} if dtype is None else {"dtype": dtype}
+    return SqueezeNet(weights, MEAN_PIXEL, pooling, **kwargs)

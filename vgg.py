@@ -1,0 +1,76 @@
+"""VGG19 feature network from MatConvNet weights (imagenet-vgg-verydeep-19.mat)."""
+import numpy as np
+import tensorflow as tf
+
+from errors import ToolError
+from network import FeatureNetwork, WeightsSource, check_conv, conv, pool, read_mat
+
+SOURCE = WeightsSource(
+    filename="imagenet-vgg-verydeep-19.mat",
+    url="https://www.vlfeat.org/matconvnet/models/beta16/imagenet-vgg-verydeep-19.mat",
+    file_hash="8ee3263992981a1d26e73b3ca028a123")
+
+LAYERS = (
+    "conv1_1", "relu1_1", "conv1_2", "relu1_2", "pool1",
+    "conv2_1", "relu2_1", "conv2_2", "relu2_2", "pool2",
+    "conv3_1", "relu3_1", "conv3_2", "relu3_2", "conv3_3", "relu3_3", "conv3_4", "relu3_4", "pool3",
+    "conv4_1", "relu4_1", "conv4_2", "relu4_2", "conv4_3", "relu4_3", "conv4_4", "relu4_4", "pool4",
+    "conv5_1", "relu5_1", "conv5_2", "relu5_2", "conv5_3", "relu5_3", "conv5_4", "relu5_4",
+)
+
+
+class VGG19(FeatureNetwork):
+    LAYERS = LAYERS
+    CONTENT_LAYERS = ("relu4_2", "relu5_2")
+    STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+    min_size = 16  # four 2x2 poolings: relu5 activations stay at least one pixel
+
+    def _forward(self, x):
+        for name in LAYERS:
+            kind = name[:4]
+            if kind == "conv":
+                x = conv(x, self.weights[name])
+            elif kind == "relu":
+                x = tf.nn.relu(x)
+            else:
+                x = pool(x, self.pooling, 2, 2, "SAME")
+            yield name, x
+
+
+def _field(record, name, index):
+    """A struct field by name when MATLAB stored names, else by position."""
+    names = record.dtype.names or ()
+    return record[name] if name in names else record[index]
+
+
+def load(path, pooling="max", dtype=None):
+    """Load and validate the MatConvNet file: layers[0][i][0][0][0][0] = (kernel [w,h,in,out], bias),
+    normalization[0][0][0] = the mean image."""
+    data = read_mat(path)
+    try:
+        mean_pixel = np.mean(np.asarray(data["normalization"][0][0][0], dtype=np.float64), axis=(0, 1))
+        layers = data["layers"][0]
+    except (KeyError, IndexError, TypeError, ValueError):
+        raise ToolError(f"weights file {path} is not a MatConvNet VGG19 file "
+                        "(no 'layers' and 'normalization' entries)") from None
+    if mean_pixel.shape != (3,):
+        raise ToolError(f"weights file {path}: the mean image has {mean_pixel.shape} channels, expected 3")
+    weights = {}
+    in_channels = 3
+    for i, name in enumerate(LAYERS):
+        if not name.startswith("conv"):
+            continue
+        try:
+            record = layers[i][0][0]
+            stored_name = _field(record, "name", 3) if "name" in (record.dtype.names or ()) else None
+            kernel, bias = _field(record, "weights", 0)[0]
+        except (IndexError, TypeError, ValueError):
+            raise ToolError(f"weights file {path}: layer {i} ({name}) is missing or not a conv layer") from None
+        if stored_name is not None and str(np.squeeze(stored_name)) != name:
+            raise ToolError(f"weights file {path}: layer {i} is {np.squeeze(stored_name)}, expected {name}")
+        # MatConvNet kernels are [width, height, in, out]; TensorFlow wants [height, width, in, out].
+        kernel = np.transpose(np.asarray(kernel), (1, 0, 2, 3)) if np.ndim(kernel) == 4 else kernel
+        weights[name] = check_conv(path, name, kernel, bias, 3, in_channels)
+        in_channels = weights[name][0].shape[3]
+    kwargs = {} if dtype is None else {"dtype": dtype}
+    return VGG19(weights, mean_pixel, pooling, **kwargs)
