@@ -3,6 +3,7 @@
 Exit codes (documented in the README): 0 success, 1 failure, 2 usage error,
 130 interrupted by Ctrl-C (SIGINT), 143 terminated (SIGTERM).
 """
+import argparse
 import os
 import signal
 import sys
@@ -57,3 +58,10 @@ def run_cli(main, argv=None):
         print(f"{prog}: error: out of memory; try a smaller --width, a larger --max-hierarchy "
               "or --network-type sqz", file=sys.stderr)
         sys.exit(EXIT_FAILURE)
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse whose errors become a UsageError: one line, exit 2, via run_cli."""
+
+    def error(self, message):
+        raise UsageError(message)

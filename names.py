@@ -2,6 +2,8 @@
 import os
 import re
 
+from errors import ToolError
+
 # The SPEC's extensions (.jpg .bmp .png .tga) plus the other formats Pillow reads,
 # so contents such as photo.jpeg round-trip too.
 _IMAGE_EXT = r"\.(?:jpg|jpeg|bmp|png|tga|tif|tiff|webp|gif)"
@@ -39,3 +41,22 @@ def with_suffix(path, suffix):
     """'dir/t_x.jpg', '_pcyuv' -> 'dir/t_x_pcyuv.jpg'."""
     stem, ext = os.path.splitext(path)
     return stem + suffix + ext
+
+
+def find_named_file(name, folders, what):
+    """The first folders[i]/name that exists, or a ToolError listing where it looked."""
+    folders = [f for f in folders if f is not None]
+    for folder in folders:
+        path = os.path.join(folder, name)
+        if os.path.isfile(path):
+            return path
+    raise ToolError(f"{what} {name} not found in: {', '.join(os.path.abspath(f) for f in folders)}")
+
+
+def names_from_stylized(path):
+    """(content name, style name) parsed from a stylized file's name, or a ToolError."""
+    parsed = parse_stylized_name(path)
+    if parsed is None:
+        raise ToolError(f"cannot find the content and style names in {os.path.basename(path)}: expected "
+                        "t_<content>.<ext>_<style>.<ext>_... as neural_style.py names its output")
+    return parsed
