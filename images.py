@@ -74,10 +74,15 @@ def resize(image, size):
     return np.stack(channels, axis=2).astype(image.dtype)
 
 
+def size_at_width(shape, width):
+    """(height, width) of an image of `shape` scaled to `width`: height = floor(h / w * width)."""
+    h, w = shape[:2]
+    return max(1, int(h / w * width)), int(width)
+
+
 def resize_to_width(image, width):
-    """Resize keeping the aspect ratio: height = floor(h / w * width)."""
-    h, w = image.shape[:2]
-    return resize(image, (max(1, int(h / w * width)), int(width)))
+    """Resize keeping the aspect ratio."""
+    return resize(image, size_at_width(image.shape, width))
 
 
 def to_uint8(image):

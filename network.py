@@ -94,6 +94,39 @@ def pool(x, kind, size, stride, padding):
     return op(x, size, stride, padding)
 
 
+def available_memory():
+    """Bytes of memory this process can still use on the CPU (Linux: MemAvailable), or None.
+
+    GPU memory is not known before TensorFlow allocates it: on a GPU the estimate is not
+    enforced and a real out-of-memory error is reported instead."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+LBFGS_IMAGE_COPIES = 26  # float64 image-sized arrays SciPy's L-BFGS-B holds: 2 x maxcor history + work
+
+
+def estimate_memory(network_class, sizes, optim, weights_bytes=0):
+    """Peak bytes of one run over hierarchy levels of the given (height, width) sizes: the
+    network's activations with their backward buffers (a factor calibrated on this machine
+    per network), the optimizer's image-sized state, and the weights."""
+    def level(height, width):
+        activations = 4 * network_class.activation_elements(height, width) * network_class.memory_factor
+        pixels = height * width * 3
+        optimizer = LBFGS_IMAGE_COPIES * 8 * pixels if optim in ("lbfgs", "cg") else 6 * 4 * pixels
+        return activations + optimizer
+    return int(max(level(h, w) for h, w in sizes) + weights_bytes)
+
+
 class FeatureNetwork:
     """A feature extractor. Subclasses define LAYERS, CONTENT_LAYERS, STYLE_LAYERS, min_size
     and _forward(x), a generator of (layer name, activation) in network order."""
@@ -101,6 +134,13 @@ class FeatureNetwork:
     LAYERS = ()
     CONTENT_LAYERS = ()
     STYLE_LAYERS = ()
+    min_size = 1
+    memory_factor = 2.0  # measured peak / forward activation bytes (see estimate_memory)
+
+    @staticmethod
+    def activation_elements(height, width):
+        """Elements of all forward activations for an input of this size (canonical widths)."""
+        raise NotImplementedError
 
     def __init__(self, weights, mean_pixel, pooling, dtype=tf.float32):
         self.weights = {name: (tf.constant(k), tf.constant(b)) for name, (k, b) in weights.items()}

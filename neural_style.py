@@ -231,24 +231,50 @@ def import_tensorflow_quietly():
         os.close(saved)
 
 
-def load_network(args):
+def network_module(network_type):
     import_tensorflow_quietly()
-    import network
     import squeezenet
     import vgg
-    module = {"vgg": vgg, "sqz": squeezenet}[args.network_type]
-    path = network.find_weights(module.SOURCE, args.network_file)
-    return module.load(path, args.pooling)
+    return {"vgg": vgg, "sqz": squeezenet}[network_type]
 
 
-def check_min_size(image, what, net):
-    if min(image.shape[:2]) < net.min_size:
-        h, w = image.shape[:2]
-        raise ToolError(f"{what} is {w}x{h} px at the size used; the {net.__class__.__name__} network "
-                        f"needs at least {net.min_size} px on each side")
+def level_style_sizes(styles, scales, width):
+    """(height, width) of each style image at a level of this width."""
+    return [images.size_at_width(s.shape, max(1, round(scale * width))) for s, scale in zip(styles, scales)]
 
 
-def transfer(args, content, styles, initial, net, log=print):
+def check_sizes(levels, styles, scales, network_class):
+    """Every image at every level must be large enough for the network (checked up front)."""
+    name = network_class.__name__
+    for height, width, _ in levels:
+        for (h, w), what in [((height, width), "the content"),
+                             *((size, "a style image") for size in level_style_sizes(styles, scales, width))]:
+            if min(h, w) < network_class.min_size:
+                raise ToolError(f"{what} would be {w}x{h} px, too small for {name}: it needs at least "
+                                f"{network_class.min_size} px on each side (use a larger --width or "
+                                "--style-scales, or a smaller --max-hierarchy)")
+
+
+def memory_advice(estimate, available=None):
+    have = f", {available / 2**30:.1f} GiB available" if available else ""
+    return (f"the transfer needs about {estimate / 2**30:.1f} GiB of memory{have}; use a smaller --width, "
+            "a larger --max-hierarchy (the full-size level still needs its memory), --optim adam, "
+            "or --network-type sqz")
+
+
+def check_memory(module, levels, optim, weights_path):
+    """Refuse before building the graph when the estimate exceeds the free CPU memory."""
+    import network
+    import tensorflow as tf
+    weights_bytes = 1.3 * os.path.getsize(weights_path)  # the .mat file is read whole, then converted
+    estimate = network.estimate_memory(module.NETWORK, [(h, w) for h, w, _ in levels], optim, weights_bytes)
+    available = network.available_memory()
+    if available is not None and not tf.config.list_physical_devices("GPU") and estimate > available:
+        raise ToolError(memory_advice(estimate, available))
+    return estimate
+
+
+def transfer(args, content, styles, initial, net, levels, log=print):
     """Run the hierarchy of scales; returns the full-size result (float HxWx3)."""
     from stylize import LossWeights, stylize
 
@@ -260,17 +286,14 @@ def transfer(args, content, styles, initial, net, log=print):
     blend = normalised_blend_weights(args.style_blend_weights, len(styles))
     scales = args.style_scales or [1.0] * len(styles)
     rng = np.random.default_rng(args.seed)
-    levels = hierarchy_levels(content.shape[0], content.shape[1], args.iterations, args.max_hierarchy)
     running = (initial if initial is not None else content).astype(np.float32)
     for level in reversed(range(len(levels))):
         height, width, iterations = levels[level]
         level_content = images.resize(content.astype(np.float32), (height, width))
         running = images.resize(running, (height, width))
         start = 0.9 * running + 0.1 * level_content
-        level_styles = [images.resize_to_width(s.astype(np.float32), max(1, round(scale * width)))
-                        for s, scale in zip(styles, scales)]
-        for image, what in [(level_content, "the content"), *((s, "a style image") for s in level_styles)]:
-            check_min_size(image, what, net)
+        level_styles = [images.resize(s.astype(np.float32), size)
+                        for s, size in zip(styles, level_style_sizes(styles, scales, width))]
         desc = f"level {len(levels) - level}/{len(levels)} {width}x{height}" if len(levels) > 1 else None
         if len(levels) > 1:
             log(f"hierarchy level {len(levels) - level}/{len(levels)}: {width}x{height}, {iterations} iterations")
@@ -320,9 +343,18 @@ def main(argv=None):
         initial = images.resize(initial, content.shape[:2])
     if args.preserve_colors == "before":
         styles = [colortransfer(content, style, "hsv") for style in styles]
-    net = load_network(args)
+    levels = hierarchy_levels(content.shape[0], content.shape[1], args.iterations, args.max_hierarchy)
+    module = network_module(args.network_type)
+    check_sizes(levels, styles, args.style_scales or [1.0] * len(styles), module.NETWORK)
+    import network
+    import tensorflow as tf
+    weights_path = network.find_weights(module.SOURCE, args.network_file)
+    estimate = check_memory(module, levels, args.optim, weights_path)
+    net = module.load(weights_path, args.pooling)
     try:
-        result = transfer(args, content, styles, initial, net)
+        result = transfer(args, content, styles, initial, net, levels)
+    except (tf.errors.ResourceExhaustedError, MemoryError):
+        raise ToolError("out of memory: " + memory_advice(estimate)) from None
     except Interrupted as e:
         if getattr(e, "partial_image", None) is not None:
             images.save_image(output, e.partial_image, params_text(args) + " (partial: interrupted)")

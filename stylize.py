@@ -197,6 +197,7 @@ class Stylizer:
 def print_losses(losses):
     for name, value in zip(LOSS_NAMES, losses):
         tqdm.write(f"{name} loss: {value:g}", file=sys.stdout)
+    sys.stdout.flush()  # seen at once through a pipe or tee, not when the buffer fills
 
 
 def stylize(net, initial, content, styles, style_blend_weights, weights=LossWeights(),
