@@ -41,8 +41,7 @@ def _raise_interrupted(signum, frame):
 def run_cli(main, argv=None):
     """Run main(argv); print expected failures as one line on stderr and exit with their code."""
     prog = os.path.basename(sys.argv[0]) or "neural_style.py"
-    signal.signal(signal.SIGINT, _raise_interrupted)
-    signal.signal(signal.SIGTERM, _raise_interrupted)
+    previous = {s: signal.signal(s, _raise_interrupted) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         main(argv)
     except UsageError as e:
@@ -58,6 +57,9 @@ def run_cli(main, argv=None):
         print(f"{prog}: error: out of memory; try a smaller --width, a larger --max-hierarchy "
               "or --network-type sqz", file=sys.stderr)
         sys.exit(EXIT_FAILURE)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 class ArgumentParser(argparse.ArgumentParser):

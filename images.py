@@ -94,8 +94,12 @@ def check_writable(path):
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise ToolError(f"output folder does not exist: {folder}")
-    if not os.access(folder, os.W_OK):
-        raise ToolError(f"output folder is not writable: {folder}")
+    try:  # really try: permission bits do not tell for root, read-only mounts or ACLs
+        fd, probe = tempfile.mkstemp(prefix=".tmp-", dir=folder)
+        os.close(fd)
+        os.remove(probe)
+    except OSError as e:
+        raise ToolError(f"output folder is not writable: {folder} ({e.strerror})") from None
     if os.path.isdir(path):
         raise ToolError(f"output path is a directory: {path}")
     if image_format(path) is None:

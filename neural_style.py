@@ -210,9 +210,10 @@ def auto_output_name(args):
         args.ashift, args.network_type, args.style_feat_type, args.preserve_colors, args.out_postfix)
 
 
-def params_text(args):
-    """Every flag of the run, stored in the output files (see --show-params)."""
-    return json.dumps({k: v for k, v in sorted(vars(args).items()) if k != "show_params"})
+def params_text(args, **extra):
+    """Every flag of the run (and notes such as partial=...), stored in the output files."""
+    params = {k: v for k, v in sorted(vars(args).items()) if k != "show_params"}
+    return json.dumps(dict(params, **extra))
 
 
 def import_tensorflow_quietly():
@@ -305,7 +306,7 @@ def transfer(args, content, styles, initial, net, levels, log=print):
                                 epsilon=args.eps, initial_noiseblend=args.initial_noiseblend, rng=rng, desc=desc):
                 if args.checkpoint_iterations:
                     path = args.checkpoint_output % ("%04dx%04d-%04d" % (height, width, step.iteration))
-                    images.save_image(path, step.image, params_text(args))
+                    images.save_image(path, step.image, params_text(args, checkpoint=path))
         except (Interrupted, NumericalError) as e:
             e.partial_image = images.resize(e.partial_image, content.shape[:2])
             raise
@@ -337,19 +338,22 @@ def main(argv=None):
     content = images.load_image(args.content, "content image")
     styles = [images.load_image(path, "style image") for path in args.styles]
     initial = images.load_image(args.initial, "initial image") if args.initial else None
-    if args.width:
-        content = images.resize_to_width(content, args.width)
-    if initial is not None:
-        initial = images.resize(initial, content.shape[:2])
-    if args.preserve_colors == "before":
-        styles = [colortransfer(content, style, "hsv") for style in styles]
-    levels = hierarchy_levels(content.shape[0], content.shape[1], args.iterations, args.max_hierarchy)
+
+    # Everything that can be refused is checked before any large allocation or computation.
+    height, width = images.size_at_width(content.shape, args.width) if args.width else content.shape[:2]
+    levels = hierarchy_levels(height, width, args.iterations, args.max_hierarchy)
     module = network_module(args.network_type)
     check_sizes(levels, styles, args.style_scales or [1.0] * len(styles), module.NETWORK)
     import network
     import tensorflow as tf
     weights_path = network.find_weights(module.SOURCE, args.network_file)
     estimate = check_memory(module, levels, args.optim, weights_path)
+
+    content = images.resize(content, (height, width))
+    if initial is not None:
+        initial = images.resize(initial, (height, width))
+    if args.preserve_colors == "before":
+        styles = [colortransfer(content, style, "hsv") for style in styles]
     net = module.load(weights_path, args.pooling)
     try:
         result = transfer(args, content, styles, initial, net, levels)
@@ -357,12 +361,12 @@ def main(argv=None):
         raise ToolError("out of memory: " + memory_advice(estimate)) from None
     except Interrupted as e:
         if getattr(e, "partial_image", None) is not None:
-            images.save_image(output, e.partial_image, params_text(args) + " (partial: interrupted)")
+            images.save_image(output, e.partial_image, params_text(args, partial="interrupted"))
             print(f"interrupted: the best image so far (partial) was written to {output}", file=sys.stderr)
         raise
     except NumericalError as e:
-        images.save_image(output, e.partial_image, params_text(args) + " (partial: stopped, loss not finite)")
-        raise ToolError(f"{e}; the best finite image was written to {output}") from None
+        images.save_image(output, e.partial_image, params_text(args, partial="stopped: the loss was not finite"))
+        raise ToolError(f"{e}; the best finite image (partial) was written to {output}") from None
     if not args.no_collage:
         result, _ = build_collage(result, content, styles[0], "crop")
     images.save_image(output, result, params_text(args))
