@@ -82,5 +82,10 @@ def main(argv=None):
     print(output)
 
 
-if __name__ == "__main__":
+def cli():
+    """Console entry point (`pip install .` installs it as a command)."""
     run_cli(main, sys.argv[1:])
+
+
+if __name__ == "__main__":
+    cli()

@@ -129,5 +129,10 @@ def main(argv=None):
     print(transfer_file(stylized_path, content_path, args.mode, output))
 
 
-if __name__ == "__main__":
+def cli():
+    """Console entry point (`pip install .` installs it as a command)."""
     run_cli(main, sys.argv[1:])
+
+
+if __name__ == "__main__":
+    cli()

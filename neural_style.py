@@ -275,8 +275,9 @@ def check_memory(module, levels, optim, weights_path):
     return estimate
 
 
-def transfer(args, content, styles, initial, net, levels, log=print):
-    """Run the hierarchy of scales; returns the full-size result (float HxWx3)."""
+def transfer(args, content, styles, initial, net, levels, log=print, on_iteration=None):
+    """Run the hierarchy of scales; returns the full-size result (float HxWx3).
+    `on_iteration(level, i, losses)` is called after every iteration (for benchmarks)."""
     from stylize import LossWeights, stylize
 
     weights = LossWeights(
@@ -303,7 +304,8 @@ def transfer(args, content, styles, initial, net, levels, log=print):
                                 iterations=iterations, print_iterations=args.print_iterations,
                                 checkpoint_iterations=args.checkpoint_iterations,
                                 learning_rate=args.learning_rate, beta1=args.beta1, beta2=args.beta2,
-                                epsilon=args.eps, initial_noiseblend=args.initial_noiseblend, rng=rng, desc=desc):
+                                epsilon=args.eps, initial_noiseblend=args.initial_noiseblend, rng=rng, desc=desc,
+                                on_iteration=on_iteration and (lambda i, losses, lv=level: on_iteration(lv, i, losses))):
                 if args.checkpoint_iterations:
                     path = args.checkpoint_output % ("%04dx%04d-%04d" % (height, width, step.iteration))
                     images.save_image(path, step.image, params_text(args, checkpoint=path))
@@ -373,5 +375,10 @@ def main(argv=None):
     print(f"wrote {output} in {time.time() - started:.1f} s")
 
 
-if __name__ == "__main__":
+def cli():
+    """Console entry point (`pip install .` installs it as a command)."""
     run_cli(main, sys.argv[1:])
+
+
+if __name__ == "__main__":
+    cli()

@@ -71,9 +71,17 @@ def _as_matrix(activation):
     return tf.reshape(activation, [h * w, c]), h * w, c
 
 
+@tf.custom_gradient
+def _self_product(f):
+    """f^T f, with a gradient of one matmul: d(f^T f) . dG = f (dG + dG^T). Autodiff would
+    differentiate the two operands separately, with two matmuls of the same size."""
+    def grad(dg):
+        return tf.matmul(f, dg + tf.transpose(dg))
+    return tf.matmul(f, f, transpose_a=True), grad
+
+
 def _gram(features, positions, channels, shift):
-    shifted = features + shift
-    return tf.matmul(shifted, shifted, transpose_a=True) / (positions * channels)
+    return _self_product(features + shift) / (positions * channels)
 
 
 def _moments(features, floor=None):
@@ -203,12 +211,14 @@ def print_losses(losses):
 def stylize(net, initial, content, styles, style_blend_weights, weights=LossWeights(),
             optim="lbfgs", iterations=1000, print_iterations=None, checkpoint_iterations=None,
             learning_rate=10.0, beta1=0.9, beta2=0.999, epsilon=1e-8, initial_noiseblend=0.0,
-            rng=None, desc=None, jit_compile=False, stylizer=None):
+            rng=None, desc=None, jit_compile=False, stylizer=None, on_iteration=None):
     """Optimise an image of `content`'s size from `initial` (SPEC section 6).
 
     Yields Step(iteration, best image so far, False) at each checkpoint and finally
     Step(iterations done, best image, True). On Ctrl-C/SIGTERM or a non-finite loss the
     exception raised carries `partial_image`, the best finite image seen.
+    `on_iteration(i, losses)` is called after every iteration (losses: the four losses with
+    L-BFGS/CG; None with Adam, whose losses stay on the device).
     """
     stylizer = stylizer or Stylizer(net, content, styles, style_blend_weights, weights, jit_compile)
     rng = rng if rng is not None else np.random.default_rng()
@@ -220,7 +230,7 @@ def stylize(net, initial, content, styles, style_blend_weights, weights=LossWeig
 
     run = _adam if optim == "adam" else _scipy
     best = _Best(x0)
-    progress = _Progress(iterations, desc)
+    progress = _Progress(iterations, desc, on_iteration)
     try:
         losses, _ = stylizer.loss_and_grad(tf.constant(x0))
         losses = losses.numpy()
@@ -244,13 +254,16 @@ def stylize(net, initial, content, styles, style_blend_weights, weights=LossWeig
 class _Progress:
     """Iterations done, and a tqdm bar showing them (tqdm does not count while disabled)."""
 
-    def __init__(self, total, desc):
+    def __init__(self, total, desc, on_iteration=None):
         self.done = 0
         self.bar = tqdm(total=total, desc=desc, unit="it", disable=None, leave=False, file=sys.stderr)
+        self.on_iteration = on_iteration
 
-    def advance(self):
+    def advance(self, losses=None):
         self.done += 1
         self.bar.update(1)
+        if self.on_iteration:
+            self.on_iteration(self.done, losses)
 
 
 class _Best:
@@ -289,7 +302,7 @@ def _scipy(stylizer, x0, best, progress, optim, iterations, print_iterations, ch
         if not np.array_equal(x, last.get("x")):
             loss_and_grad(x)
         best.offer(x.reshape(shape), last["losses"])
-        progress.advance()
+        progress.advance(last["losses"])
         if print_iterations and progress.done % print_iterations == 0 and progress.done < iterations:
             print_losses(last["losses"])
 

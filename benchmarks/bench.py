@@ -1,0 +1,227 @@
+"""Speed and memory of neural-style on this machine: see the README's performance section.
+
+    python benchmarks/bench.py            # every case (about 7 minutes on 2 CPU cores)
+    python benchmarks/bench.py --quick    # SqueezeNet 256 px and VGG19 256 px only
+
+For VGG19 (random weights of the real shapes, built in memory: no weights file is needed) and
+SqueezeNet v1.1 (../shared/weights/sqz_notop.mat), at 256 and 512 px, for lbfgs and adam, it
+prints: the median seconds per iteration of a real stylize() run after warm-up; the floor, the
+median time of one forward+backward pass of the same network to the same deepest layer with a
+trivial loss, measured in the same process; their ratio; the time to the first iteration
+(tracing and compiling); and the peak resident memory of the run and of the floor alone. Each
+case runs in its own process so peaks do not mix. It also times colour-transfer histogram
+matching at 1024x1024, and, for a 512 px SqueezeNet transfer, the wall time to reach a given
+total loss with --max-hierarchy 1 versus 3.
+"""
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHARED = os.path.join(os.path.dirname(ROOT), "shared")
+SQZ_WEIGHTS = os.path.join(SHARED, "weights", "sqz_notop.mat")
+sys.path.insert(0, ROOT)
+
+
+def peak_rss_mb():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def build_network(name, precision="float32"):
+    import numpy as np
+    import tensorflow as tf
+    dtype = {"float32": tf.float32, "bfloat16": tf.bfloat16, "float16": tf.float16}[precision]
+    if name == "sqz":
+        import squeezenet
+        return squeezenet.load(SQZ_WEIGHTS, dtype=dtype)
+    import vgg
+    rng = np.random.default_rng(0)
+    weights, in_channels = {}, 3
+    for layer in vgg.LAYERS:
+        if layer.startswith("conv"):
+            out = vgg.CHANNELS[int(layer[4]) - 1]
+            weights[layer] = ((rng.standard_normal((3, 3, in_channels, out)) * np.sqrt(2.0 / (9 * in_channels)))
+                              .astype(np.float32), np.zeros(out, np.float32))
+            in_channels = out
+    return vgg.VGG19(weights, (123.68, 116.779, 103.939), "max", dtype=dtype)
+
+
+def test_images(size):
+    import images
+    content = images.load_image(os.path.join(SHARED, "images", "tubingen.jpg"))
+    style = images.load_image(os.path.join(SHARED, "images", "starry_night.jpg"))
+    content = images.resize(content, (size * 3 // 4, size)).astype("float32")  # 4:3, `size` px wide
+    return content, images.resize_to_width(style, size).astype("float32")
+
+
+def measure_floor(net, layer, shape, repeats):
+    """Median seconds of one forward+backward pass to `layer` with a trivial loss."""
+    import tensorflow as tf
+
+    @tf.function(input_signature=[tf.TensorSpec(shape, tf.float32)])
+    def floor(image):
+        with tf.GradientTape() as tape:
+            tape.watch(image)
+            loss = tf.reduce_sum(net.features(image, [layer])[layer])
+        return loss, tape.gradient(loss, image)
+    x = tf.random.uniform(shape, -100, 100)
+    for _ in range(2):
+        floor(x)[1].numpy()
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        floor(x)[1].numpy()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def run_case(network, size, optim, iterations, precision="float32", jit=False, floor_only=False):
+    """One case in this process; returns a dict of figures."""
+    import numpy as np
+    import stylize
+    net = build_network(network, precision)
+    content, style = test_images(size)
+    shape = (1,) + content.shape
+    if floor_only:
+        layer = net.deepest(stylize.TransferLoss(net, content, [style], [1.0], stylize.LossWeights()).layers)
+        floor = measure_floor(net, layer, shape, 3)
+        return {"floor_s": floor, "floor_peak_mb": peak_rss_mb()}
+    started = time.perf_counter()
+    stamps = []
+    stylizer = stylize.Stylizer(net, content, [style], [1.0], stylize.LossWeights(), jit_compile=jit)
+    layer = net.deepest(stylizer.loss.layers)
+    run = stylize.stylize(net, content, content, [style], [1.0], optim=optim, iterations=iterations,
+                          stylizer=stylizer, on_iteration=lambda i, losses: stamps.append(time.perf_counter()))
+    for step in run:
+        pass
+    first = stamps[0] - started
+    per_iteration = statistics.median(np.diff(stamps[2:]))  # after warm-up
+    floor = measure_floor(net, layer, shape, 5)
+    return {"network": network, "size": f"{content.shape[1]}x{content.shape[0]}", "optim": optim,
+            "precision": precision, "jit": jit, "s_per_iter": per_iteration, "floor_s": floor,
+            "ratio": per_iteration / floor, "first_iter_s": first, "peak_mb": peak_rss_mb(),
+            "traces": stylizer.traces, "deepest": layer, "iterations": len(stamps)}
+
+
+def final_loss(network, size, optim, iterations, precision, jit):
+    """Total loss of the best image after `iterations` (real weights, real images)."""
+    import stylize
+    net = build_network(network, precision)
+    content, style = test_images(size)
+    stylizer = stylize.Stylizer(net, content, [style], [1.0], stylize.LossWeights(), jit_compile=jit)
+    started = time.perf_counter()
+    for step in stylize.stylize(net, content, content, [style], [1.0], optim=optim, iterations=iterations,
+                                stylizer=stylizer):
+        pass
+    # Judge every precision by the float32 loss of its result.
+    ref = stylize.Stylizer(build_network(network), content, [style], [1.0], stylize.LossWeights())
+    import tensorflow as tf
+    losses, _ = ref.loss_and_grad(tf.constant(net.preprocess(step.image)[None]))
+    return {"network": network, "precision": precision, "jit": jit, "optim": optim, "iterations": iterations,
+            "final_loss": float(losses[3]), "seconds": time.perf_counter() - started}
+
+
+def time_to_quality(size, iterations):
+    """Wall time for the full-size level to reach a total loss, --max-hierarchy 1 vs 3."""
+    import argparse as ap
+    import neural_style
+    import images
+    content = images.resize_to_width(images.load_image(os.path.join(SHARED, "images", "tubingen.jpg")), size)
+    style = images.load_image(os.path.join(SHARED, "images", "starry_night.jpg"))
+    net = build_network("sqz")
+    traces = {}
+    for max_h in (1, 3):
+        args = neural_style.build_parser().parse_args(
+            ["--content", "c.jpg", "--styles", "s.jpg", "--network-type", "sqz", "--iterations", str(iterations),
+             "--max-hierarchy", str(max_h)])
+        levels = neural_style.hierarchy_levels(content.shape[0], content.shape[1], iterations, max_h)
+        curve = []
+        started = time.perf_counter()
+
+        def hook(level, i, losses):
+            if level == 0 and losses is not None:
+                curve.append((time.perf_counter() - started, float(losses[3])))
+        neural_style.transfer(args, content, [style], None, net, levels, on_iteration=hook, log=lambda *a: None)
+        traces[max_h] = curve
+    target = traces[1][-1][1]  # what the single-scale run reaches at its end
+    result = {}
+    for max_h, curve in traces.items():
+        reached = next((t for t, loss in curve if loss <= target), None)
+        result[max_h] = {"seconds_to_target": reached, "final_loss": curve[-1][1], "total_seconds": curve[-1][0]}
+    return {"target_loss": target, "size": f"{content.shape[1]}x{content.shape[0]}", "runs": result}
+
+
+def histogram_timing():
+    import numpy as np
+    import luma_transfer
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 256, (1024, 1024, 3), dtype=np.uint8)
+    b = rng.integers(0, 256, (1024, 1024, 3), dtype=np.uint8)
+    times = {}
+    for mode in ("hist", "hist-rgb"):
+        runs = []
+        for _ in range(5):
+            t = time.perf_counter()
+            luma_transfer.colortransfer(a, b, mode)
+            runs.append(time.perf_counter() - t)
+        times[mode] = statistics.median(runs)
+    return times
+
+
+def in_subprocess(function, **kwargs):
+    """Run one measurement in a fresh Python process (clean peak memory, no shared caches)."""
+    code = (f"import sys, json; sys.path.insert(0, {os.path.join(ROOT, 'benchmarks')!r}); import bench; "
+            f"print('RESULT ' + json.dumps(bench.{function}(**{kwargs!r})))")
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT)
+    for line in out.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[7:])
+    raise RuntimeError(f"{function}{kwargs} failed:\n{out.stderr[-3000:]}")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="256 px cases only, no precision or hierarchy study")
+    parser.add_argument("--precision-study", action="store_true",
+                        help="also compare float32 / bfloat16 / float16 and XLA on the final loss")
+    args = parser.parse_args()
+    sizes = (256,) if args.quick else (256, 512)
+    print(f"{'network':8} {'size':>8} {'optim':6} {'s/iter':>8} {'floor s':>8} {'ratio':>6} "
+          f"{'1st iter s':>10} {'peak MB':>8} {'floor peak MB':>13} traces")
+    for network in ("sqz", "vgg"):
+        for size in sizes:
+            floor_alone = in_subprocess("run_case", network=network, size=size, optim="adam", iterations=0,
+                                        floor_only=True)
+            for optim in ("lbfgs", "adam"):
+                iterations = 12 if network == "vgg" and size == 512 else 30
+                r = in_subprocess("run_case", network=network, size=size, optim=optim, iterations=iterations)
+                print(f"{network:8} {r['size']:>8} {optim:6} {r['s_per_iter']:8.4f} {r['floor_s']:8.4f} "
+                      f"{r['ratio']:6.2f} {r['first_iter_s']:10.2f} {r['peak_mb']:8.0f} "
+                      f"{floor_alone['floor_peak_mb']:13.0f} {r['traces']}", flush=True)
+    hist = histogram_timing()
+    print(f"histogram matching 1024x1024: hist {hist['hist']:.3f} s, hist-rgb {hist['hist-rgb']:.3f} s")
+    if args.quick:
+        return
+    ttq = in_subprocess("time_to_quality", size=512, iterations=300)
+    print(f"time to quality, SqueezeNet {ttq['size']}, target total loss {ttq['target_loss']:.4g} "
+          "(what --max-hierarchy 1 reaches in 300 iterations):")
+    for max_h, r in ttq["runs"].items():
+        reached = "not reached" if r["seconds_to_target"] is None else f"{r['seconds_to_target']:.1f} s"
+        print(f"  --max-hierarchy {max_h}: target reached after {reached}; final loss {r['final_loss']:.4g} "
+              f"after {r['total_seconds']:.1f} s")
+    if args.precision_study:
+        print("precision / XLA, SqueezeNet 256 px, L-BFGS 200 iterations (final loss in float32):")
+        for precision, jit in (("float32", False), ("float32", True), ("bfloat16", False), ("float16", False)):
+            r = in_subprocess("final_loss", network="sqz", size=256, optim="lbfgs", iterations=200,
+                              precision=precision, jit=jit)
+            print(f"  {precision:8} jit={jit!s:5} final loss {r['final_loss']:.5g}  {r['seconds']:.1f} s", flush=True)
+
+
+if __name__ == "__main__":
+    main()
