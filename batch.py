@@ -51,7 +51,7 @@ def main(argv=None):
     from build_collage import MODES as COLLAGE_MODES, build_collage
     from luma_transfer import MODES as COLOUR_MODES, suffix as colour_suffix, transfer_file
 
-    parser = ArgumentParser(description="Style every content image with every style image.",
+    parser = ArgumentParser(description="Style every content image with every style image.", allow_abbrev=False,
                             epilog="Any other flag is passed to neural_style.py (not --content, --styles "
                                    "or --output).")
     parser.add_argument("--contents", nargs="+", required=True, metavar="DIR_OR_FILE",

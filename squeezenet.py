@@ -64,7 +64,7 @@ class SqueezeNet(FeatureNetwork):
 NETWORK = SqueezeNet
 
 
-def load(path, pooling="max", dtype=None):
+def load(path, pooling="max", dtype=tf.float32):
     """Load and validate sqz_notop.mat: name -> [kernel [kh, kw, in, out], bias [1, out]]."""
     data = read_mat(path)
     weights = {}
@@ -83,5 +83,4 @@ def load(path, pooling="max", dtype=None):
     for fire in FIRES:
         squeezed = take(f"{fire}/squeeze1x1", 1, channels)
         channels = take(f"{fire}/expand1x1", 1, squeezed) + take(f"{fire}/expand3x3", 3, squeezed)
-    kwargs = {} if dtype is None else {"dtype": dtype}
-    return SqueezeNet(weights, MEAN_PIXEL, pooling, **kwargs)
+    return SqueezeNet(weights, MEAN_PIXEL, pooling, dtype=dtype)

@@ -58,7 +58,7 @@ def _field(record, name, index):
 NETWORK = VGG19
 
 
-def load(path, pooling="max", dtype=None):
+def load(path, pooling="max", dtype=tf.float32):
     """Load and validate the MatConvNet file: layers[0][i][0][0][0][0] = (kernel [w,h,in,out], bias),
     normalization[0][0][0] = the mean image."""
     data = read_mat(path)
@@ -87,5 +87,4 @@ def load(path, pooling="max", dtype=None):
         kernel = np.transpose(np.asarray(kernel), (1, 0, 2, 3)) if np.ndim(kernel) == 4 else kernel
         weights[name] = check_conv(path, name, kernel, bias, 3, in_channels)
         in_channels = weights[name][0].shape[3]
-    kwargs = {} if dtype is None else {"dtype": dtype}
-    return VGG19(weights, mean_pixel, pooling, **kwargs)
+    return VGG19(weights, mean_pixel, pooling, dtype=dtype)

@@ -69,6 +69,7 @@ IMAGE_FLAGS = [  # (flags, baseline)
     (["--beta1", "0.5"], ADAM),
     (["--beta2", "0.9"], ADAM),
     (["--eps", "1000"], ADAM),
+    (["--precision", "bfloat16"], None),
 ]
 
 
