@@ -136,11 +136,18 @@ def save_image(path, image, params=None):
     try:
         with os.fdopen(fd, "wb") as f:
             img.save(f, format=fmt, **options)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes the file private; an image should not be
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def read_params(path):

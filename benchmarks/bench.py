@@ -174,6 +174,32 @@ def histogram_timing():
     return times
 
 
+def memory_table(gigabytes=(8, 16, 24), aspect=(3, 4)):
+    """Largest 4:3 image (width x height) whose estimate, the one neural_style.py uses to refuse
+    impossible sizes, fits in the given memory, per network and optimiser."""
+    import network
+    import squeezenet
+    import vgg
+    rows = []
+    for module, file_mb in ((vgg, 534), (squeezenet, 2.9)):
+        for optim in ("lbfgs", "adam"):
+            row = []
+            for gb in gigabytes:
+                budget = gb * 2**30 - RUNTIME_BYTES
+                low, high = 64, 20000
+                while low < high:  # the largest width that fits
+                    mid = (low + high + 1) // 2
+                    size = (mid * aspect[0] // aspect[1], mid)
+                    fits = network.estimate_memory(module.NETWORK, [size], optim, 1.3 * file_mb * 2**20) <= budget
+                    low, high = (mid, high) if fits else (low, mid - 1)
+                row.append(f"{low}x{low * aspect[0] // aspect[1]}")
+            rows.append((module.NETWORK.__name__, optim, row))
+    return rows
+
+
+RUNTIME_BYTES = 700 * 2**20  # Python + TensorFlow before any image (measured: 590-800 MB here)
+
+
 def in_subprocess(function, **kwargs):
     """Run one measurement in a fresh Python process (clean peak memory, no shared caches)."""
     code = (f"import sys, json; sys.path.insert(0, {os.path.join(ROOT, 'benchmarks')!r}); import bench; "
@@ -205,6 +231,9 @@ def main():
                 print(f"{network:8} {r['size']:>8} {optim:6} {r['s_per_iter']:8.4f} {r['floor_s']:8.4f} "
                       f"{r['ratio']:6.2f} {r['first_iter_s']:10.2f} {r['peak_mb']:8.0f} "
                       f"{floor_alone['floor_peak_mb']:13.0f} {r['traces']}", flush=True)
+    print("largest 4:3 image by the memory estimate (8 / 16 / 24 GiB):")
+    for name, optim, row in memory_table():
+        print(f"  {name:10} {optim:6} " + "  ".join(row))
     hist = histogram_timing()
     print(f"histogram matching 1024x1024: hist {hist['hist']:.3f} s, hist-rgb {hist['hist-rgb']:.3f} s")
     if args.quick:

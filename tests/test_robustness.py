@@ -238,6 +238,10 @@ def test_atomic_writes_leave_no_truncated_file(tmp_path, monkeypatch):
         images.save_image(path, np.full((8, 8, 3), 255))
     assert open(path, "rb").read() == before
     assert os.listdir(tmp_path) == ["out.png"]
+    if os.name == "posix":  # the temporary file's private mode does not leak into the image
+        mask = os.umask(0)
+        os.umask(mask)
+        assert os.stat(path).st_mode & 0o777 == 0o666 & ~mask
 
 
 @pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
