@@ -162,3 +162,28 @@ def test_network_stops_at_the_deepest_needed_layer(data):
     graph = tf.function(lambda x: loss(x)).get_concrete_function(tf.TensorSpec([1, 12, 10, 3], tf.float32)).graph
     convs = [op for op in graph.get_operations() if op.type == "Conv2D"]
     assert len(convs) == 2  # a and b, never c
+
+
+@pytest.mark.parametrize("optim", ["lbfgs", "cg", "adam"])
+def test_traced_once_and_targets_computed_once_per_level(data, optim, monkeypatch):
+    """However many iterations and checkpoints, the loss-and-gradient function is traced once
+    and the content and style targets are computed once (one eager network pass each)."""
+    from stylize import Stylizer, stylize
+    content, styles, image = data
+    net = tiny_net(4)
+    eager_passes = []
+    original = net.features
+
+    def counting(x, layers):
+        if tf.executing_eagerly():
+            eager_passes.append(tuple(x.shape))
+        return original(x, layers)
+    monkeypatch.setattr(net, "features", counting)
+    stylizer = Stylizer(net, content, styles, [0.5, 0.5], LossWeights())
+    assert eager_passes == [(1,) + content.shape, (1,) + styles[0].shape, (1,) + styles[1].shape]
+    steps = list(stylize(net, image, content, styles, [0.5, 0.5], optim=optim, iterations=60,
+                         checkpoint_iterations=50 if optim != "adam" else 7, print_iterations=5,
+                         stylizer=stylizer))
+    assert steps[-1].final and len(steps) >= 2 and not steps[0].final
+    assert stylizer.traces == 1
+    assert len(eager_passes) == 3  # no target was recomputed while optimising
