@@ -264,8 +264,8 @@ def check_sizes(levels, styles, scales, network_class):
 def memory_advice(estimate, available=None):
     have = f", {available / 2**30:.1f} GiB available" if available else ""
     return (f"the transfer needs about {estimate / 2**30:.1f} GiB of memory{have}; use a smaller --width, "
-            "a larger --max-hierarchy (the full-size level still needs its memory), --optim adam, "
-            "or --network-type sqz")
+            "--optim adam or --network-type sqz (a larger --max-hierarchy saves time, not memory: "
+            "the full-size level needs it too)")
 
 
 def cpu_has_native_bfloat16():

@@ -10,6 +10,7 @@ from typing import NamedTuple
 import numpy as np
 import scipy.optimize
 import tensorflow as tf
+from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from errors import Interrupted, NumericalError
@@ -240,12 +241,12 @@ def stylize(net, initial, content, styles, style_blend_weights, weights=LossWeig
                     print_iterations=print_iterations, checkpoint_iterations=checkpoint_iterations,
                     learning_rate=learning_rate, beta1=beta1, beta2=beta2, epsilon=epsilon)
         for iteration in steps:
-            yield Step(iteration, net.unprocess(best.image[0]), False)
+            yield Step(iteration, best.pixels(net), False)
         progress.bar.close()
         print_losses(best.losses)
-        yield Step(progress.done, net.unprocess(best.image[0]), True)
+        yield Step(progress.done, best.pixels(net), True)
     except (Interrupted, NumericalError) as e:
-        e.partial_image = net.unprocess(best.image[0])
+        e.partial_image = best.pixels(net)
         raise
     finally:
         progress.bar.close()
@@ -267,14 +268,19 @@ class _Progress:
 
 
 class _Best:
-    """The lowest-loss finite image seen so far (kept on the host)."""
+    """The lowest-loss finite image seen so far (kept on the host). Offered arrays must not be
+    changed afterwards by the caller: they are kept without a copy (this runs every iteration)."""
 
     def __init__(self, image):
         self.image, self.losses = image, None
 
     def offer(self, image, losses):
         if np.isfinite(losses[3]) and (self.losses is None or losses[3] < self.losses[3]):
-            self.image, self.losses = np.array(image, dtype=np.float32), np.array(losses)
+            self.image, self.losses = image, losses
+
+    def pixels(self, net):
+        """HxWx3 float32 RGB."""
+        return net.unprocess(np.asarray(self.image[0], dtype=np.float32))
 
 
 def _check_finite(losses, iteration):
@@ -294,14 +300,14 @@ def _scipy(stylizer, x0, best, progress, optim, iterations, print_iterations, ch
         losses, grad = stylizer.loss_and_grad(tf.constant(x.reshape(shape), dtype=tf.float32))
         losses = losses.numpy()
         _check_finite(losses, progress.done + 1)
-        last["x"], last["losses"] = x.copy(), losses
+        last["x"], last["losses"] = x, losses  # SciPy hands each evaluation its own copy of x
         return float(losses[3]), grad.numpy().astype(np.float64).ravel()
 
     def callback(intermediate_result):
         x = intermediate_result.x
         if not np.array_equal(x, last.get("x")):
-            loss_and_grad(x)
-        best.offer(x.reshape(shape), last["losses"])
+            loss_and_grad(x.copy())
+        best.offer(last["x"].reshape(shape), last["losses"])
         progress.advance(last["losses"])
         if print_iterations and progress.done % print_iterations == 0 and progress.done < iterations:
             print_losses(last["losses"])
@@ -319,8 +325,11 @@ def _scipy(stylizer, x0, best, progress, optim, iterations, print_iterations, ch
     while progress.done < iterations:
         before = progress.done
         maxiter = min(chunk, iterations - before)
-        result = scipy.optimize.minimize(loss_and_grad, x, jac=True, method=method, callback=callback,
-                                         options=dict(options, maxiter=maxiter))
+        # SciPy's vector operations gain nothing from BLAS threads, and OpenBLAS threads left
+        # spinning after them slowed the next TensorFlow evaluation by 60% on 2 cores.
+        with threadpool_limits(limits=1, user_api="blas"):
+            result = scipy.optimize.minimize(loss_and_grad, x, jac=True, method=method, callback=callback,
+                                             options=dict(options, maxiter=maxiter))
         x = result.x
         if progress.done - before < maxiter:
             break  # converged (or the line search gave up): more chunks would not move

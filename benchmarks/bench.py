@@ -177,6 +177,8 @@ def histogram_timing():
 def memory_table(gigabytes=(8, 16, 24), aspect=(3, 4)):
     """Largest 4:3 image (width x height) whose estimate, the one neural_style.py uses to refuse
     impossible sizes, fits in the given memory, per network and optimiser."""
+    import neural_style
+    neural_style.import_tensorflow_quietly()
     import network
     import squeezenet
     import vgg
