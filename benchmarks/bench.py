@@ -88,7 +88,8 @@ def run_case(network, size, optim, iterations, precision="float32", jit=False, f
     content, style = test_images(size)
     shape = (1,) + content.shape
     if floor_only:
-        layer = net.deepest(stylize.TransferLoss(net, content, [style], [1.0], stylize.LossWeights()).layers)
+        layer = net.deepest(stylize.TransferLoss(net, net.preprocess(content), [net.preprocess(style)], [1.0],
+                                                 stylize.LossWeights()).layers)
         floor = measure_floor(net, layer, shape, 3)
         return {"floor_s": floor, "floor_peak_mb": peak_rss_mb()}
     started = time.perf_counter()
@@ -223,16 +224,19 @@ def main():
     sizes = (256,) if args.quick else (256, 512)
     print(f"{'network':8} {'size':>8} {'optim':6} {'s/iter':>8} {'floor s':>8} {'ratio':>6} "
           f"{'1st iter s':>10} {'peak MB':>8} {'floor peak MB':>13} traces")
-    for network in ("sqz", "vgg"):
-        for size in sizes:
-            floor_alone = in_subprocess("run_case", network=network, size=size, optim="adam", iterations=0,
-                                        floor_only=True)
-            for optim in ("lbfgs", "adam"):
-                iterations = 12 if network == "vgg" and size == 512 else 30
-                r = in_subprocess("run_case", network=network, size=size, optim=optim, iterations=iterations)
-                print(f"{network:8} {r['size']:>8} {optim:6} {r['s_per_iter']:8.4f} {r['floor_s']:8.4f} "
-                      f"{r['ratio']:6.2f} {r['first_iter_s']:10.2f} {r['peak_mb']:8.0f} "
-                      f"{floor_alone['floor_peak_mb']:13.0f} {r['traces']}", flush=True)
+    cases = [(network, size, "float32") for network in ("sqz", "vgg") for size in sizes]
+    cases.append(("vgg", sizes[-1], "bfloat16"))  # what --precision auto picks for VGG19 on this CPU
+    for network, size, precision in cases:
+        floor_alone = in_subprocess("run_case", network=network, size=size, optim="adam", iterations=0,
+                                    precision=precision, floor_only=True)
+        for optim in ("lbfgs", "adam"):
+            iterations = 12 if network == "vgg" and size == 512 else 30
+            r = in_subprocess("run_case", network=network, size=size, optim=optim, iterations=iterations,
+                              precision=precision)
+            name = network if precision == "float32" else f"{network}-{precision[:4]}"
+            print(f"{name:8} {r['size']:>8} {optim:6} {r['s_per_iter']:8.4f} {r['floor_s']:8.4f} "
+                  f"{r['ratio']:6.2f} {r['first_iter_s']:10.2f} {r['peak_mb']:8.0f} "
+                  f"{floor_alone['floor_peak_mb']:13.0f} {r['traces']}", flush=True)
     print("largest 4:3 image by the memory estimate (8 / 16 / 24 GiB):")
     for name, optim, row in memory_table():
         print(f"  {name:10} {optim:6} " + "  ".join(row))
