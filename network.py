@@ -50,12 +50,10 @@ def find_weights(source, network_file=None):
         # progress bar and verifies the hash.
         return tf.keras.utils.get_file(source.filename, origin=source.url, file_hash=source.file_hash,
                                        cache_dir=cache, cache_subdir="")
-    except BaseException as e:
+    except Exception as e:  # Ctrl-C and SIGTERM (BaseException) pass through untouched
         partial = os.path.join(cache, source.filename)
         if isinstance(e, ValueError) and os.path.exists(partial):
             os.remove(partial)  # a download that failed its checksum must not be used later
-        if isinstance(e, KeyboardInterrupt):
-            raise
         raise ToolError(
             f"weights file {source.filename} not found (looked in: {', '.join(looked)}) and "
             f"could not be downloaded ({str(e).strip() or type(e).__name__}). Download it from "

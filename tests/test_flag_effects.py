@@ -82,6 +82,11 @@ def test_flag_changes_the_image(runner, small_images, flags, base):
     assert differs(baseline, changed)
 
 
+def test_preserve_colors_before_writes_no_stray_files(runner):
+    _, files = runner("--preserve-colors", "before")
+    assert list(files) == ["out.png"]
+
+
 def test_same_flags_same_image_and_seed_makes_noise_reproducible(runner):
     a, _ = runner("--initial-noiseblend", "0.5", "--seed", "1")
     b, _ = runner("--initial-noiseblend", "0.5", "--seed", "1", "--out-postfix", "again")
