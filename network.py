@@ -163,6 +163,8 @@ class FeatureNetwork:
         if unknown:
             raise ValueError(f"unknown layers {sorted(unknown)}")
         out = {}
+        if not wanted:
+            return out
         x = tf.cast(image, self.dtype)
         for name, activation in self._forward(x):
             if name in wanted:

@@ -133,19 +133,27 @@ class TransferLoss:
             targets, distr = {}, {}
             for layer in style_layer_names:
                 f, positions, channels = _as_matrix(feats[layer])
+                moments = _moments(f)
                 if layer in dict(self.style_layers):
                     if weights.style_feat_type == "gram":
                         targets[layer] = _gram(f, positions, channels, weights.ashift)
                     else:
-                        targets[layer] = _moments(f)
+                        targets[layer] = moments
                 if layer in self.distr_layers:
-                    distr[layer] = _moments(f)
+                    distr[layer] = moments
             self.style_targets.append(targets)
             self.distr_targets.append(distr)
 
     def __call__(self, image):
         w = self.w
-        feats = self.net.features(image, self.layers) if self.layers else {}
+        feats = self.net.features(image, self.layers)
+        image_moments = {}  # per layer, shared by the distr features and the remapping loss
+
+        def moments(layer, f):
+            if layer not in image_moments:
+                image_moments[layer] = _moments(f, STD_FLOOR)
+            return image_moments[layer]
+
         content = tf.constant(0.0)
         for layer, lw in self.content_layers:
             target = self.content_targets[layer]
@@ -162,7 +170,7 @@ class TransferLoss:
                 mean = tf.reduce_mean(f, axis=0)
                 per_style = [_sq_sum(mean - t[layer][0]) for t in self.style_targets]
             else:  # distr: mean and std
-                mean, std = _moments(f, STD_FLOOR)
+                mean, std = moments(layer, f)
                 per_style = [_sq_sum(mean - t[layer][0]) + _sq_sum(std - t[layer][1])
                              for t in self.style_targets]
             for beta, loss in zip(self.blend, per_style):
@@ -172,7 +180,7 @@ class TransferLoss:
         # mean/std (unshifted features, no layer or blend weight); gradients flow through T.
         for layer in self.distr_layers:
             f, positions, channels = _as_matrix(feats[layer])
-            mean, std = _moments(f, STD_FLOOR)
+            mean, std = moments(layer, f)
             for targets in self.distr_targets:
                 mean_s, std_s = targets[layer]
                 remapped = (std_s / (std + DISTR_EPS)) * (f - mean) + mean_s

@@ -187,3 +187,20 @@ def test_traced_once_and_targets_computed_once_per_level(data, optim, monkeypatc
     assert steps[-1].final and len(steps) >= 2 and not steps[0].final
     assert stylizer.traces == 1
     assert len(eager_passes) == 3  # no target was recomputed while optimising
+
+
+def test_unused_targets_cost_no_network_pass(data, monkeypatch):
+    content, styles, _ = data
+    net = tiny_net(5)
+    passes = []
+    original = net._forward
+
+    def counting(x):
+        passes.append(tuple(x.shape))
+        return original(x)
+    monkeypatch.setattr(net, "_forward", counting)
+    TransferLoss(net, content, styles, [0.5, 0.5], LossWeights(content_weight=0.0))
+    assert passes == [(1,) + styles[0].shape, (1,) + styles[1].shape]  # no content pass
+    passes.clear()
+    TransferLoss(net, content, styles, [0.5, 0.5], LossWeights(style_weight=0.0))
+    assert passes == [(1,) + content.shape]  # no style passes
