@@ -54,8 +54,8 @@ def run_cli(main, argv=None):
         print(f"{prog}: interrupted", file=sys.stderr)
         sys.exit(e.exit_code)
     except MemoryError:
-        print(f"{prog}: error: out of memory; try a smaller --width, a larger --max-hierarchy "
-              "or --network-type sqz", file=sys.stderr)
+        print(f"{prog}: error: out of memory; use smaller images (--width) or --network-type sqz",
+              file=sys.stderr)
         sys.exit(EXIT_FAILURE)
     finally:
         for signum, handler in previous.items():
