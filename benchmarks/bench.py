@@ -52,11 +52,14 @@ def build_network(name, precision="float32"):
 
 
 def test_images(size):
+    """The Tübingen photo (centre square) at size x size, and Starry Night at that width."""
     import images
     content = images.load_image(os.path.join(SHARED, "images", "tubingen.jpg"))
     style = images.load_image(os.path.join(SHARED, "images", "starry_night.jpg"))
-    content = images.resize(content, (size * 3 // 4, size)).astype("float32")  # 4:3, `size` px wide
-    return content, images.resize_to_width(style, size).astype("float32")
+    h, w = content.shape[:2]
+    side = min(h, w)
+    square = content[(h - side) // 2:(h - side) // 2 + side, (w - side) // 2:(w - side) // 2 + side]
+    return images.resize(square, (size, size)).astype("float32"), images.resize_to_width(style, size).astype("float32")
 
 
 def measure_floor(net, layer, shape, repeats):
@@ -90,7 +93,7 @@ def run_case(network, size, optim, iterations, precision="float32", jit=False, f
     if floor_only:
         layer = net.deepest(stylize.TransferLoss(net, net.preprocess(content), [net.preprocess(style)], [1.0],
                                                  stylize.LossWeights()).layers)
-        floor = measure_floor(net, layer, shape, 3)
+        floor = measure_floor(net, layer, shape, 5)
         return {"floor_s": floor, "floor_peak_mb": peak_rss_mb()}
     started = time.perf_counter()
     stamps = []
@@ -102,7 +105,7 @@ def run_case(network, size, optim, iterations, precision="float32", jit=False, f
         pass
     first = stamps[0] - started
     per_iteration = statistics.median(np.diff(stamps[2:]))  # after warm-up
-    floor = measure_floor(net, layer, shape, 5)
+    floor = measure_floor(net, layer, shape, 9)
     return {"network": network, "size": f"{content.shape[1]}x{content.shape[0]}", "optim": optim,
             "precision": precision, "jit": jit, "s_per_iter": per_iteration, "floor_s": floor,
             "ratio": per_iteration / floor, "first_iter_s": first, "peak_mb": peak_rss_mb(),
@@ -230,7 +233,7 @@ def main():
         floor_alone = in_subprocess("run_case", network=network, size=size, optim="adam", iterations=0,
                                     precision=precision, floor_only=True)
         for optim in ("lbfgs", "adam"):
-            iterations = 12 if network == "vgg" and size == 512 else 30
+            iterations = 12 if network == "vgg" and size == 512 else 40
             r = in_subprocess("run_case", network=network, size=size, optim=optim, iterations=iterations,
                               precision=precision)
             name = network if precision == "float32" else f"{network}-{precision[:4]}"
