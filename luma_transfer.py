@@ -12,7 +12,7 @@ from PIL import Image
 
 import images
 import names
-from errors import ArgumentParser, ToolError, run_cli
+from errors import ArgumentParser, run_cli
 
 MODES = ("yuv", "hsv", "hist", "hist-rgb", "distr")
 

@@ -1,5 +1,4 @@
 """SqueezeNet v1.1 feature network (no classifier) from sqz_notop.mat."""
-import numpy as np
 import tensorflow as tf
 
 from errors import ToolError

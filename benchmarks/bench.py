@@ -132,7 +132,6 @@ def final_loss(network, size, optim, iterations, precision, jit):
 
 def time_to_quality(size, iterations):
     """Wall time for the full-size level to reach a total loss, --max-hierarchy 1 vs 3."""
-    import argparse as ap
     import neural_style
     import images
     content = images.resize_to_width(images.load_image(os.path.join(SHARED, "images", "tubingen.jpg")), size)

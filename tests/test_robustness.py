@@ -1,6 +1,5 @@
 """Bad input, unusual images, memory, interruption and numerical faults: a clear line and the
 right exit code, never a traceback, never a partial or lost file."""
-import io
 import json
 import os
 import signal
