@@ -7,6 +7,7 @@ Each pair gets neural_style.py's auto-generated name in --output-dir. A pair who
 already exists (and is not a partial result) is skipped, so a stopped batch resumes where it
 stopped. `--luma-transfer` and `--collage` run luma_transfer.py / build_collage.py on each result.
 """
+import json
 import os
 import sys
 
@@ -40,10 +41,10 @@ def is_complete(path):
     if not os.path.isfile(path):
         return False
     try:
-        params = images.read_params(path) or ""
-    except ToolError:
+        params = json.loads(images.read_params(path) or "{}")
+    except (ToolError, ValueError):
         return False  # unreadable: run the pair again
-    return '"partial"' not in params
+    return "partial" not in params
 
 
 def main(argv=None):
@@ -91,11 +92,11 @@ def main(argv=None):
                 transfer_file(output, content, args.luma_transfer,
                               names.with_suffix(output, colour_suffix(args.luma_transfer)))
             if args.collage:
-                result = images.load_image(output)
+                result, content_image = images.load_image(output), images.load_image(content)
                 if not pair_args.no_collage:  # the output is already a collage: use its top part
-                    result = result[:images.size_at_width(images.load_image(content).shape, result.shape[1])[0]]
-                collage, collage_suffix = build_collage(result, images.load_image(content),
-                                                        images.load_image(style), args.collage)
+                    result = result[:images.size_at_width(content_image.shape, result.shape[1])[0]]
+                collage, collage_suffix = build_collage(result, content_image, images.load_image(style),
+                                                        args.collage)
                 images.save_image(names.with_suffix(output, collage_suffix), collage)
         except ToolError as e:
             tqdm.write(f"error: {os.path.basename(content)} x {os.path.basename(style)}: {e}", file=sys.stderr)
