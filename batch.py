@@ -49,7 +49,7 @@ def is_complete(path):
 
 def main(argv=None):
     import neural_style
-    from build_collage import MODES as COLLAGE_MODES, build_collage
+    from build_collage import MODES as COLLAGE_MODES, SUFFIXES as COLLAGE_SUFFIXES, build_collage
     from luma_transfer import MODES as COLOUR_MODES, suffix as colour_suffix, transfer_file
 
     parser = ArgumentParser(description="Style every content image with every style image.", allow_abbrev=False,
@@ -74,13 +74,23 @@ def main(argv=None):
     if not os.path.isdir(args.output_dir):
         raise ToolError(f"output folder does not exist: {args.output_dir}")
 
-    pairs = [(c, s) for c in contents for s in styles]
-    failures = []
-    for content, style in tqdm(pairs, desc="pairs", unit="pair", disable=None, file=sys.stderr):
+    # Every pair's flags and output names are checked before any pair runs.
+    plan = []
+    for content, style in ((c, s) for c in contents for s in styles):
         argv_pair = ["--content", content, "--styles", style] + passed
         pair_args = neural_style.build_parser().parse_args(argv_pair)
-        neural_style.validate(pair_args)  # usage errors stop the whole batch, before any work
+        neural_style.validate(pair_args)
         output = os.path.join(args.output_dir, neural_style.auto_output_name(pair_args))
+        extra_outputs = [names.with_suffix(output, colour_suffix(args.luma_transfer))] if args.luma_transfer else []
+        if args.collage:  # "auto" picks its suffix from the images: check both
+            extra_outputs += [names.with_suffix(output, suffix) for suffix in COLLAGE_SUFFIXES.values()]
+        for path in [output] + extra_outputs:
+            neural_style.check_not_over_inputs(pair_args, path, "the output")
+        plan.append((content, style, argv_pair, pair_args, output))
+
+    failures = []
+    for content, style, argv_pair, pair_args, output in tqdm(plan, desc="pairs", unit="pair", disable=None,
+                                                             file=sys.stderr):
         if is_complete(output):
             tqdm.write(f"skipping {os.path.basename(content)} x {os.path.basename(style)}: {output} exists",
                        file=sys.stdout)
@@ -104,8 +114,8 @@ def main(argv=None):
         except Interrupted:
             tqdm.write("batch interrupted: run the same command again to resume", file=sys.stderr)
             raise
-    done = len(pairs) - len(failures)
-    print(f"{done} of {len(pairs)} pairs done" + (f", {len(failures)} failed" if failures else ""))
+    done = len(plan) - len(failures)
+    print(f"{done} of {len(plan)} pairs done" + (f", {len(failures)} failed" if failures else ""))
     if failures:
         raise ToolError(f"{len(failures)} pair(s) failed (see above); run the same command again to retry them")
 

@@ -1,12 +1,13 @@
 """Image input and output, in one place: load any image as 8-bit RGB, resize, save atomically."""
 import os
+import re
 import tempfile
 import warnings
 
 import numpy as np
 from PIL import Image, ImageOps, JpegImagePlugin, PngImagePlugin
 
-from errors import ToolError
+from errors import ToolError, UsageError
 
 JPEG_QUALITY = 95
 PARAMS_KEY = "neural-style"  # PNG text chunk / JPEG comment key holding the run's parameters
@@ -105,6 +106,35 @@ def check_writable(path):
     if image_format(path) is None:
         raise ToolError(f"cannot tell the image format from the output name: {path} "
                         "(use an extension such as .jpg or .png)")
+
+
+def _real(path):
+    return os.path.normcase(os.path.realpath(path))
+
+
+def same_file(a, b):
+    """Whether two paths name the same file, however spelled (relative, links, case on Windows)."""
+    if os.path.exists(a) and os.path.exists(b):
+        return os.path.samefile(a, b)
+    return _real(a) == _real(b)
+
+
+def checkpoint_matches(pattern, path):
+    """Whether `path` is one of the files a checkpoint pattern (one %s, for HHHHxWWWW-IIII) writes."""
+    sample = os.path.abspath(pattern % "\0")
+    folder, name = os.path.split(sample)
+    if "\0" not in folder:
+        sample = os.path.join(_real(folder), os.path.normcase(name))
+    before, after = sample.split("\0", 1)
+    return re.fullmatch(re.escape(before) + r"\d{4,}x\d{4,}-\d{4,}" + re.escape(after), _real(path)) is not None
+
+
+def check_not_input(output, inputs, flag="--output", pattern=False):
+    """A usage error if `output` (a file, or with `pattern` a checkpoint pattern) would replace one
+    of the `inputs`, a list of (what, path): the tool never writes over a user's images."""
+    for what, path in inputs:
+        if path and (checkpoint_matches(output, path) if pattern else same_file(output, path)):
+            raise UsageError(f"{flag} {output} would overwrite the {what} {path}: choose another name")
 
 
 def image_format(path):

@@ -86,6 +86,7 @@ def collage_top_height(stylized_shape, content_shape):
 
 
 def transfer_file(stylized_path, content_path, mode, output_path):
+    images.check_not_input(output_path, [("stylized image", stylized_path), ("content image", content_path)])
     stylized = images.load_image(stylized_path, "stylized image")
     content = images.load_image(content_path, "content image")
     images.check_writable(output_path)

@@ -1,6 +1,7 @@
 """What the two feature networks share: finding and reading weights files, the layer ops,
 and the interface stylize.py uses (FeatureNetwork)."""
 import os
+import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,6 +19,13 @@ class WeightsSource:
     filename: str
     url: str
     file_hash: str  # MD5 (32 hex digits) or SHA-256 (64); get_file picks the algorithm by length
+    bundled: str = ""  # a converted copy shipped with the project (found offline), if any
+    offline_hint: str = ""  # appended to the message when no file is found nor downloaded
+
+
+def install_dirs():
+    """The repository root, and where `pip install .` puts the bundled weights (data files)."""
+    return [REPO_ROOT, os.path.join(sys.prefix, "share", "neural-style")]
 
 
 def cache_dir():
@@ -27,8 +35,9 @@ def cache_dir():
 
 
 def find_weights(source, network_file=None):
-    """Path of the weights file: --network-file, $NEURAL_STYLE_MODELS, the repository root,
-    the user cache, else a download into the cache (progress bar, checksum check)."""
+    """Path of the weights file: --network-file, $NEURAL_STYLE_MODELS, the repository root (the
+    bundled copy first), the user cache, else a download into the cache (progress bar, checksum
+    check)."""
     if network_file:
         if not os.path.isfile(network_file):
             raise ToolError(f"weights file not found: {network_file} (given with --network-file)")
@@ -36,12 +45,14 @@ def find_weights(source, network_file=None):
     looked = []
     candidates = []
     if os.environ.get(MODELS_ENV):
-        candidates.append(os.path.join(os.environ[MODELS_ENV], source.filename))
-    candidates.append(os.path.join(REPO_ROOT, source.filename))
+        candidates += [os.path.join(os.environ[MODELS_ENV], name) for name in (source.filename, source.bundled) if name]
+    for folder in install_dirs():
+        candidates += [os.path.join(folder, name) for name in (source.bundled, source.filename) if name]
     for path in candidates:
         if os.path.isfile(path):
             return path
-        looked.append(os.path.dirname(path))
+        if os.path.dirname(path) not in looked:
+            looked.append(os.path.dirname(path))
     cache = cache_dir()
     looked.append(cache)
     try:
@@ -57,7 +68,8 @@ def find_weights(source, network_file=None):
         raise ToolError(
             f"weights file {source.filename} not found (looked in: {', '.join(looked)}) and "
             f"could not be downloaded ({str(e).strip() or type(e).__name__}). Download it from "
-            f"{source.url} into one of those folders, or pass --network-file PATH") from None
+            f"{source.url} into one of those folders, or pass --network-file PATH"
+            f"{source.offline_hint}") from None
 
 
 def read_mat(path):

@@ -87,7 +87,8 @@ def build_parser():
                    help="style layer weights 1, E, E^2, ...: below 1 favours fine style features, "
                         "above 1 coarse ones; >= 0 (default: %(default)s)")
     g.add_argument("--style-blend-weights", type=float, nargs="+", metavar="W",
-                   help="one weight per style, each 0..1, normalised to sum 1 (default: equal)")
+                   help="one weight per style, any numbers >= 0 (not all 0), normalised to sum 1: "
+                        "2 1 weighs the first style twice the second (default: equal)")
     g.add_argument("--style-feat-type", default="gram", choices=STYLE_FEAT_TYPES,
                    help="style features: gram (Gram matrices), mean (mean activations) or distr "
                         "(mean and standard deviation) (default: %(default)s)")
@@ -158,8 +159,8 @@ def validate(args):
     if args.style_scales and not all(s > 0 for s in args.style_scales):
         raise UsageError(f"--style-scales must all be above 0, got {args.style_scales}")
     if args.style_blend_weights is not None:
-        if not all(0.0 <= w <= 1.0 for w in args.style_blend_weights):
-            raise UsageError(f"--style-blend-weights must each be between 0 and 1, got {args.style_blend_weights}")
+        if not all(w >= 0.0 and np.isfinite(w) for w in args.style_blend_weights):
+            raise UsageError(f"--style-blend-weights must each be 0 or more, got {args.style_blend_weights}")
         if sum(args.style_blend_weights) <= 0:
             raise UsageError("--style-blend-weights must not all be 0")
     if "%s" not in args.checkpoint_output:
@@ -213,6 +214,15 @@ def auto_output_name(args):
         args.content, args.styles[0], args.optim, args.iterations, args.max_hierarchy, args.pooling,
         args.style_weight, args.style_distr_weight, args.style_layer_weight_exp, args.content_weight_blend,
         args.ashift, args.network_type, args.style_feat_type, args.preserve_colors, args.out_postfix)
+
+
+def check_not_over_inputs(args, output, flag="--output"):
+    """A usage error if the output or a checkpoint would replace one of the run's input images."""
+    inputs = [("content image", args.content), *(("style image", s) for s in args.styles),
+              ("initial image", args.initial)]
+    images.check_not_input(output, inputs, flag)
+    if args.checkpoint_iterations:
+        images.check_not_input(args.checkpoint_output, inputs, "--checkpoint-output", pattern=True)
 
 
 def params_text(args, **extra):
@@ -359,6 +369,7 @@ def main(argv=None):
         return show_params(args.show_params)
     started = time.time()
     output = args.output or auto_output_name(args)
+    check_not_over_inputs(args, output)
     images.check_writable(output)
     if args.checkpoint_iterations:
         images.check_writable(args.checkpoint_output % "x")

@@ -1,4 +1,8 @@
-"""SqueezeNet v1.1 feature network (no classifier) from sqz_notop.mat."""
+"""SqueezeNet v1.1 feature network (no classifier): the bundled sqz_weights.npz, or the
+original tool's sqz_notop.mat."""
+import zipfile
+
+import numpy as np
 import tensorflow as tf
 
 from errors import ToolError
@@ -7,7 +11,8 @@ from network import FeatureNetwork, WeightsSource, check_conv, conv, pool, read_
 SOURCE = WeightsSource(
     filename="sqz_notop.mat",
     url="https://github.com/avoroshilov/neural-style/raw/master/sqz_notop.mat",
-    file_hash="1bb1685c050e78053830d0c70a813479952e0c6fa5f334118cd0a93fb8acd166")
+    file_hash="1bb1685c050e78053830d0c70a813479952e0c6fa5f334118cd0a93fb8acd166",
+    bundled="sqz_weights.npz")  # made from sqz_notop.mat by convert_sqz_weights.py
 
 MEAN_PIXEL = (122.679, 116.669, 104.006)
 FIRES = ("fire2", "fire3", "fire4", "fire5", "fire6", "fire7", "fire8", "fire9")
@@ -63,18 +68,44 @@ class SqueezeNet(FeatureNetwork):
 NETWORK = SqueezeNet
 
 
-def load(path, pooling="max", dtype=tf.float32):
-    """Load and validate sqz_notop.mat: name -> [kernel [kh, kw, in, out], bias [1, out]]."""
-    data = read_mat(path)
+def read_layers(path):
+    """{layer name: (kernel, bias)} from an .npz ('<layer>/kernel' and '<layer>/bias' arrays, as
+    convert_sqz_weights.py writes) or a .mat of the original layout (name -> [kernel, bias]).
+    Raw arrays: validate_layers checks them."""
+    if path.lower().endswith(".npz"):
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                arrays = {key: data[key] for key in data.files}
+        except FileNotFoundError:
+            raise ToolError(f"weights file not found: {path}") from None
+        except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
+            raise ToolError(f"weights file {path} is not a readable NumPy .npz file ({e})") from None
+        names = {key.rsplit("/", 1)[0] for key in arrays if key.endswith(("/kernel", "/bias"))}
+        return {name: (arrays.get(f"{name}/kernel"), arrays.get(f"{name}/bias")) for name in names}
+    layers = {}
+    for name, value in read_mat(path).items():
+        if name.startswith("__"):
+            continue  # MATLAB header entries
+        try:
+            layers[name] = tuple(value[0])
+        except (IndexError, TypeError, ValueError):
+            layers[name] = (None, None)  # an error only if the network needs this entry
+        if len(layers[name]) != 2:
+            layers[name] = (None, None)
+    return layers
+
+
+def validate_layers(path, layers):
+    """The conv layers SqueezeNet v1.1 needs, checked against its topology, as float32
+    {name: (kernel [kh, kw, in, out], bias [out])}; a ToolError names what is wrong."""
     weights = {}
 
     def take(name, ksize, in_channels):
-        try:
-            kernel, bias = data[name][0]
-        except KeyError:
-            raise ToolError(f"weights file {path} has no layer {name}: not SqueezeNet v1.1 weights") from None
-        except (IndexError, TypeError, ValueError):
-            raise ToolError(f"weights file {path}: layer {name} is not a [kernel, bias] pair") from None
+        if name not in layers:
+            raise ToolError(f"weights file {path} has no layer {name}: not SqueezeNet v1.1 weights")
+        kernel, bias = layers[name]
+        if kernel is None or bias is None:
+            raise ToolError(f"weights file {path}: layer {name} is not a [kernel, bias] pair")
         weights[name] = check_conv(path, name, kernel, bias, ksize, in_channels)
         return weights[name][0].shape[3]
 
@@ -82,4 +113,9 @@ def load(path, pooling="max", dtype=tf.float32):
     for fire in FIRES:
         squeezed = take(f"{fire}/squeeze1x1", 1, channels)
         channels = take(f"{fire}/expand1x1", 1, squeezed) + take(f"{fire}/expand3x3", 3, squeezed)
-    return SqueezeNet(weights, MEAN_PIXEL, pooling, dtype=dtype)
+    return weights
+
+
+def load(path, pooling="max", dtype=tf.float32):
+    """Load and validate SqueezeNet v1.1 weights (.npz or .mat, see read_layers)."""
+    return SqueezeNet(validate_layers(path, read_layers(path)), MEAN_PIXEL, pooling, dtype=dtype)

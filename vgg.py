@@ -8,7 +8,9 @@ from network import FeatureNetwork, WeightsSource, check_conv, conv, pool, read_
 SOURCE = WeightsSource(
     filename="imagenet-vgg-verydeep-19.mat",
     url="https://www.vlfeat.org/matconvnet/models/beta16/imagenet-vgg-verydeep-19.mat",
-    file_hash="8ee3263992981a1d26e73b3ca028a123")
+    file_hash="8ee3263992981a1d26e73b3ca028a123",
+    offline_hint=" (534 MB). --network-type sqz runs offline with the SqueezeNet weights bundled "
+                 "in the repository")
 
 LAYERS = (
     "conv1_1", "relu1_1", "conv1_2", "relu1_2", "pool1",

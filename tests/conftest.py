@@ -1,5 +1,5 @@
-"""Shared fixtures. Real images and SqueezeNet weights come from ../shared beside the
-repository; with CI=true a missing ../shared fails the tests that need it (never a skip)."""
+"""Shared fixtures. Everything the suite reads is in the repository: the bundled SqueezeNet
+weights (sqz_weights.npz) and the photos and paintings of examples/inputs."""
 import os
 import subprocess
 import sys
@@ -9,25 +9,43 @@ import pytest
 import scipy.io
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SHARED = os.environ.get("NEURAL_STYLE_SHARED", os.path.join(os.path.dirname(ROOT), "shared"))
+INPUTS = os.path.join(ROOT, "examples", "inputs")
+BUNDLED_WEIGHTS = os.path.join(ROOT, "sqz_weights.npz")
+IMAGE_NAMES = ("cat.png", "coffee.png", "starry_night.jpg", "the_scream.jpg", "shipwreck.jpg")
 sys.path.insert(0, ROOT)
 
 import images  # noqa: E402
 
 
-def shared_path(*parts):
-    path = os.path.join(SHARED, *parts)
-    if not os.path.exists(path):
-        message = f"{path} is missing: the tests read real images and weights from ../shared"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
+def input_path(name):
+    return os.path.join(INPUTS, name)
 
 
 @pytest.fixture(scope="session")
 def sqz_weights():
-    return shared_path("weights", "sqz_notop.mat")
+    return BUNDLED_WEIGHTS
+
+
+@pytest.fixture(scope="session")
+def sqz_mat(tmp_path_factory):
+    """The bundled weights written back in the layout of the original tool's sqz_notop.mat
+    (name -> 1x2 cell [kernel [kh, kw, in, out], bias [1, out]])."""
+    return write_sqz_mat(str(tmp_path_factory.mktemp("weights") / "sqz_notop.mat"))
+
+
+def write_sqz_mat(path, layers=None):
+    """A .mat of the original layout from {name: (kernel, bias)} (default: the bundled weights)."""
+    if layers is None:
+        with np.load(BUNDLED_WEIGHTS) as data:
+            names = {key.rsplit("/", 1)[0] for key in data.files}
+            layers = {name: (data[f"{name}/kernel"], data[f"{name}/bias"]) for name in names}
+    cells = {}
+    for name, (kernel, bias) in layers.items():
+        cell = np.empty((1, 2), dtype=object)
+        cell[0, 0], cell[0, 1] = kernel, np.asarray(bias).reshape(1, -1)
+        cells[name] = cell
+    scipy.io.savemat(path, cells)
+    return path
 
 
 @pytest.fixture(scope="session")
@@ -38,12 +56,12 @@ def sqz_net(sqz_weights):
 
 @pytest.fixture(scope="session")
 def small_images(tmp_path_factory):
-    """The real photos and paintings, downscaled to at most 128 px wide, in a folder whose path
-    contains a space. Returns {name: path}."""
+    """The photos and paintings of examples/inputs, downscaled to at most 128 px wide, in a
+    folder whose path contains a space. Returns {name: path}."""
     folder = tmp_path_factory.mktemp("small images")
     out = {}
-    for name in ("tubingen.jpg", "cat.png", "starry_night.jpg", "the_scream.jpg", "shipwreck.jpg", "seated-nude.jpg"):
-        image = images.load_image(shared_path("images", name))
+    for name in IMAGE_NAMES:
+        image = images.load_image(input_path(name))
         path = str(folder / name)
         images.save_image(path, images.resize_to_width(image, min(128, image.shape[1])))
         out[name] = path

@@ -10,6 +10,7 @@ import batch
 import images
 import neural_style
 from conftest import ROOT, run_tool
+from errors import UsageError
 
 
 @pytest.fixture
@@ -17,7 +18,7 @@ def folders(tmp_path, small_images):
     contents, styles, out = tmp_path / "my photos", tmp_path / "paintings", tmp_path / "results"
     for folder in (contents, styles, out):
         folder.mkdir()
-    for name in ("cat.png", "tubingen.jpg"):
+    for name in ("cat.png", "coffee.png"):
         shutil.copy(small_images[name], contents / name)
     for name in ("starry_night.jpg", "the_scream.jpg"):
         shutil.copy(small_images[name], styles / name)
@@ -33,7 +34,7 @@ def test_batch_runs_every_pair_and_resumes(folders, sqz_weights, capsys):
     batch.main(argv)
     results = sorted(p.name for p in out.iterdir())
     expected = [f"t_{c}_{s}_lbfgs0003_h1_pmax_sw00500_swe10_cwe10_as000_sqz{suffix}.jpg"
-                for c in ("cat.png", "tubingen.jpg") for s in ("starry_night.jpg", "the_scream.jpg")
+                for c in ("cat.png", "coffee.png") for s in ("starry_night.jpg", "the_scream.jpg")
                 for suffix in ("", "_combs", "_pcyuv")]
     assert results == sorted(expected)
     assert "4 of 4 pairs done" in capsys.readouterr().out
@@ -65,6 +66,15 @@ def test_batch_usage_and_failures(folders, sqz_weights, capsys, tmp_path):
                     "--network-file", sqz_weights, "--iterations", "2", "--width", "64"])
     assert "broken.jpg" in capsys.readouterr().err
     assert len(list(out.iterdir())) == 1  # the good pair still ran
+    # Checkpoints that would replace an input: refused before any pair runs.
+    shutil.copy(contents / "cat.png", contents / "ck_0042x0064-0010.png")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(UsageError, match="would overwrite the content image .*ck_0042x0064-0010.png"):
+        batch.main(["--contents", str(contents), "--styles", str(styles), "--output-dir", str(empty),
+                    "--network-file", sqz_weights, "--network-type", "sqz", "--checkpoint-iterations", "10",
+                    "--checkpoint-output", str(contents / "ck_%s.png")])
+    assert list(empty.iterdir()) == []
 
 
 def test_show_params_prints_what_a_file_was_made_with(small_images, sqz_weights, tmp_path, capsys):

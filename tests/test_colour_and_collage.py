@@ -12,11 +12,12 @@ import images
 from build_collage import build_collage
 from conftest import run_tool
 from luma_transfer import colortransfer
+from names import with_suffix
 
 
 @pytest.fixture(scope="module")
 def pair(small_images):
-    content = images.load_image(small_images["tubingen.jpg"])
+    content = images.load_image(small_images["cat.png"])
     styled = images.resize(images.load_image(small_images["starry_night.jpg"]), content.shape[:2])
     return content, styled
 
@@ -109,9 +110,9 @@ def stylized_folder(tmp_path, small_images, pair):
     folder = tmp_path / "my results"
     folder.mkdir()
     content, styled = pair
-    shutil.copy(small_images["tubingen.jpg"], folder / "tubingen.jpg")
+    shutil.copy(small_images["cat.png"], folder / "cat.png")
     shutil.copy(small_images["starry_night.jpg"], folder / "starry_night.jpg")
-    name = "t_tubingen.jpg_starry_night.jpg_lbfgs0010_h1_pmax_sw00500_swe10_cwe10_as000_sqz.png"
+    name = "t_cat.png_starry_night.jpg_lbfgs0010_h1_pmax_sw00500_swe10_cwe10_as000_sqz.png"
     images.save_image(str(folder / name), styled)
     collage, _ = build_collage(styled, content, images.load_image(small_images["starry_night.jpg"]), "crop")
     (folder / "collages").mkdir()
@@ -125,7 +126,7 @@ def test_luma_transfer_cli(stylized_folder, pair, mode, suffix):
     folder, name = stylized_folder
     result = run_tool("luma_transfer.py", "--in", folder / name, "--mode", mode)
     assert result.returncode == 0, result.stderr
-    out = folder / name.replace(".png", f"{suffix}.png")
+    out = folder / with_suffix(name, suffix)
     content, styled = pair
     np.testing.assert_array_equal(images.load_image(str(out)), colortransfer(content, styled, mode))
 
@@ -137,18 +138,18 @@ def test_luma_transfer_cli_collage_and_explicit_paths(stylized_folder, pair, tmp
     # beside it: without --content-path the tool says so.
     collage = folder / "collages" / name
     missing = run_tool("luma_transfer.py", "--in", collage)
-    assert missing.returncode == 1 and "tubingen.jpg not found" in missing.stderr
+    assert missing.returncode == 1 and "cat.png not found" in missing.stderr
     result = run_tool("luma_transfer.py", "--in", collage, "--content-path", folder)
     assert result.returncode == 0, result.stderr
     before = images.load_image(str(collage))
-    after = images.load_image(str(collage).replace(".png", "_pcyuv.png"))
+    after = images.load_image(with_suffix(str(collage), "_pcyuv"))
     h = content.shape[0]
     np.testing.assert_array_equal(after[h:], before[h:])
     np.testing.assert_array_equal(after[:h], colortransfer(content, before[:h], "yuv"))
     # Explicit --content and --stylized, any names, explicit --output.
     plain = tmp_path / "result file.png"
     images.save_image(str(plain), styled)
-    result = run_tool("luma_transfer.py", "--content", folder / "tubingen.jpg", "--stylized", plain,
+    result = run_tool("luma_transfer.py", "--content", folder / "cat.png", "--stylized", plain,
                       "--mode", "hsv", "--output", tmp_path / "out put.png")
     assert result.returncode == 0, result.stderr
     np.testing.assert_array_equal(images.load_image(str(tmp_path / "out put.png")), colortransfer(content, styled, "hsv"))
@@ -162,10 +163,10 @@ def test_build_collage_cli(stylized_folder, pair, small_images, tmp_path):
     shutil.move(folder / "starry_night.jpg", styles / "starry_night.jpg")
     result = run_tool("build_collage.py", "--in", folder / name, "--styles-path", styles)
     assert result.returncode == 0, result.stderr
-    out = images.load_image(str(folder / name.replace(".png", "_combs.png")))
+    out = images.load_image(str(folder / with_suffix(name, "_combs")))
     expected, _ = build_collage(styled, content, images.load_image(small_images["starry_night.jpg"]), "scale")
     np.testing.assert_array_equal(out, expected)
     result = run_tool("build_collage.py", "--in", folder / name, "--styles-path", styles, "--mode", "crop")
-    assert result.returncode == 0 and (folder / name.replace(".png", "_combc.png")).exists()
+    assert result.returncode == 0 and (folder / with_suffix(name, "_combc")).exists()
     result = run_tool("build_collage.py", "--in", folder / name)
     assert result.returncode == 1 and "starry_night.jpg not found" in result.stderr and "Traceback" not in result.stderr

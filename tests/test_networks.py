@@ -1,6 +1,7 @@
-"""Weights files: loading both networks, the lookup order of SPEC section 2, downloads through
-tf.keras.utils.get_file (checked against a file:// origin, since these machines are offline),
-and clear errors for missing or wrong files."""
+"""Weights files: the bundled SqueezeNet weights and their conversion, loading both networks,
+the lookup order of SPEC section 2, downloads through tf.keras.utils.get_file (checked against
+a file:// origin, since these machines are offline), and clear errors for missing or wrong files."""
+import dataclasses
 import hashlib
 import os
 import shutil
@@ -13,8 +14,58 @@ import tensorflow as tf
 import network
 import squeezenet
 import vgg
-from conftest import write_vgg_mat
+from conftest import BUNDLED_WEIGHTS, ROOT, run_tool, write_vgg_mat
 from errors import ToolError
+
+
+def test_bundled_weights_file():
+    """sqz_weights.npz: float32, one kernel/bias pair per SqueezeNet v1.1 conv layer, <= 3 MB."""
+    assert os.path.getsize(BUNDLED_WEIGHTS) <= 3 * 2**20
+    with np.load(BUNDLED_WEIGHTS, allow_pickle=False) as data:
+        arrays = {key: data[key] for key in data.files}
+    layers = ["conv1"] + [f"{fire}/{part}" for fire in squeezenet.FIRES
+                          for part in ("squeeze1x1", "expand1x1", "expand3x3")]
+    assert sorted(arrays) == sorted(f"{layer}/{kind}" for layer in layers for kind in ("kernel", "bias"))
+    assert all(a.dtype == np.float32 for a in arrays.values())
+    assert arrays["conv1/kernel"].shape == (3, 3, 3, 64) and arrays["fire9/expand3x3/bias"].shape == (256,)
+
+
+def test_bundled_npz_and_the_original_mat_give_identical_features(sqz_net, sqz_mat):
+    """The same weights in the original tool's .mat layout load to the same network, bit for bit."""
+    from_mat = squeezenet.load(sqz_mat)
+    x = tf.random.stateless_uniform([1, 67, 93, 3], seed=(3, 4), minval=-120.0, maxval=130.0)
+    a = sqz_net.features(x, sqz_net.STYLE_LAYERS)
+    b = from_mat.features(x, from_mat.STYLE_LAYERS)
+    for layer in sqz_net.STYLE_LAYERS:
+        np.testing.assert_array_equal(a[layer].numpy(), b[layer].numpy())
+
+
+def test_conversion_script_reproduces_the_bundled_file(sqz_mat, tmp_path):
+    """convert_sqz_weights.py turns an original-layout .mat into exactly the bundled arrays, and
+    --check tells a file that differs. (CI also checks the bundled file against ../shared's
+    real sqz_notop.mat.)"""
+    out = tmp_path / "converted.npz"
+    result = run_tool("convert_sqz_weights.py", sqz_mat, "--output", out)
+    assert result.returncode == 0, result.stderr
+    with np.load(out) as made, np.load(BUNDLED_WEIGHTS) as bundled:
+        assert sorted(made.files) == sorted(bundled.files)
+        for key in bundled.files:
+            np.testing.assert_array_equal(made[key], bundled[key])
+    assert run_tool("convert_sqz_weights.py", sqz_mat, "--check", BUNDLED_WEIGHTS).returncode == 0
+    with np.load(out) as made:
+        changed = {key: made[key] for key in made.files}
+    changed["fire5/expand1x1/bias"] = changed["fire5/expand1x1/bias"] + 1e-3
+    np.savez(tmp_path / "changed.npz", **changed)
+    result = run_tool("convert_sqz_weights.py", sqz_mat, "--check", tmp_path / "changed.npz")
+    assert result.returncode == 1 and "fire5/expand1x1/bias" in result.stderr
+
+
+def test_bundled_weights_are_found_without_flags_or_network(monkeypatch):
+    """With no --network-file and no $NEURAL_STYLE_MODELS, SqueezeNet uses the bundled file:
+    no cache, no download."""
+    monkeypatch.delenv(network.MODELS_ENV, raising=False)
+    monkeypatch.setattr(network, "cache_dir", lambda: pytest.fail("the cache was consulted"))
+    assert network.find_weights(squeezenet.SOURCE) == os.path.join(ROOT, "sqz_weights.npz")
 
 
 def test_squeezenet_real_weights_shapes(sqz_net):
@@ -29,7 +80,7 @@ def test_squeezenet_features_are_meaningful(sqz_net, small_images):
     """Real weights: a photo and its mirror image have similar deep style statistics, a
     painting has different ones (random weights would not separate them reliably)."""
     import images
-    photo = images.load_image(small_images["tubingen.jpg"]).astype(np.float32)
+    photo = images.load_image(small_images["coffee.png"]).astype(np.float32)
     painting = images.resize(images.load_image(small_images["starry_night.jpg"]), photo.shape[:2]).astype(np.float32)
 
     def mean_act(x):
@@ -69,7 +120,33 @@ def test_unreadable_weights_file_is_a_clear_error(tmp_path, content):
         squeezenet.load(str(path))
 
 
-def test_wrong_shapes_and_missing_layers_are_named(tmp_path, sqz_weights):
+@pytest.mark.parametrize("content", [b"not an npz file at all", b"PK\x03\x04 truncated zip"])
+def test_unreadable_npz_file_is_a_clear_error(tmp_path, content):
+    path = tmp_path / "bad.npz"
+    path.write_bytes(content)
+    with pytest.raises(ToolError, match="not a readable NumPy .npz file"):
+        squeezenet.load(str(path))
+
+
+def test_npz_goes_through_the_same_validation(tmp_path):
+    with np.load(BUNDLED_WEIGHTS) as data:
+        arrays = {key: data[key] for key in data.files}
+    missing = {k: v for k, v in arrays.items() if not k.startswith("fire7/expand3x3/")}
+    np.savez(tmp_path / "missing.npz", **missing)
+    with pytest.raises(ToolError, match="no layer fire7/expand3x3"):
+        squeezenet.load(str(tmp_path / "missing.npz"))
+    no_bias = {k: v for k, v in arrays.items() if k != "fire2/squeeze1x1/bias"}
+    np.savez(tmp_path / "no_bias.npz", **no_bias)
+    with pytest.raises(ToolError, match="fire2/squeeze1x1 is not a \\[kernel, bias\\] pair"):
+        squeezenet.load(str(tmp_path / "no_bias.npz"))
+    shapes = dict(arrays, **{"fire4/squeeze1x1/kernel": arrays["fire4/squeeze1x1/kernel"][:, :, :100]})
+    np.savez(tmp_path / "shapes.npz", **shapes)
+    with pytest.raises(ToolError, match="fire4/squeeze1x1 has kernel"):
+        squeezenet.load(str(tmp_path / "shapes.npz"))
+
+
+def test_wrong_shapes_and_missing_layers_are_named(tmp_path, sqz_mat):
+    sqz_weights = sqz_mat
     data = {k: v for k, v in scipy.io.loadmat(sqz_weights).items() if not k.startswith("__")}
     broken = dict(data)
     del broken["fire7/expand3x3"]
@@ -95,7 +172,7 @@ def isolated_lookup(tmp_path, monkeypatch):
     repo, cache, models = tmp_path / "repo", tmp_path / "cache", tmp_path / "models"
     for d in (repo, models):
         d.mkdir()
-    monkeypatch.setattr(network, "REPO_ROOT", str(repo))
+    monkeypatch.setattr(network, "install_dirs", lambda: [str(repo)])
     monkeypatch.setattr(network, "cache_dir", lambda: str(cache))
     monkeypatch.setenv(network.MODELS_ENV, str(models))
     return repo, cache, models
@@ -106,28 +183,32 @@ def sha256(path):
 
 
 def test_lookup_order(isolated_lookup, sqz_weights, tmp_path):
+    """--network-file; $NEURAL_STYLE_MODELS (original name, then bundled name); the repository
+    (bundled copy, then original name); the cache."""
     repo, cache, models = isolated_lookup
-    source = network.WeightsSource("w.mat", "file:///nonexistent/w.mat", sha256(sqz_weights))
+    source = network.WeightsSource("w.mat", "file:///nonexistent/w.mat", sha256(sqz_weights), bundled="w.npz")
     explicit = tmp_path / "explicit.mat"
     for folder in (repo, models):
-        shutil.copy(sqz_weights, folder / "w.mat")
+        for name in ("w.mat", "w.npz"):
+            shutil.copy(sqz_weights, folder / name)
     shutil.copy(sqz_weights, explicit)
     assert network.find_weights(source, str(explicit)) == str(explicit)
-    assert network.find_weights(source) == str(models / "w.mat")
-    os.remove(models / "w.mat")
-    assert network.find_weights(source) == str(repo / "w.mat")
-    os.remove(repo / "w.mat")
+    expected = [models / "w.mat", models / "w.npz", repo / "w.npz", repo / "w.mat"]
+    for path in expected:
+        assert network.find_weights(source) == str(path)
+        os.remove(path)
     cache.mkdir()
     shutil.copy(sqz_weights, cache / "w.mat")
     assert network.find_weights(source) == str(cache / "w.mat")
 
 
-def test_download_into_the_cache_checks_the_hash(isolated_lookup, sqz_weights, tmp_path):
+def test_download_into_the_cache_checks_the_hash(isolated_lookup, sqz_mat, tmp_path):
     _, cache, _ = isolated_lookup
-    origin = "file://" + os.path.abspath(sqz_weights)
-    good = network.WeightsSource("sqz_notop.mat", origin, squeezenet.SOURCE.file_hash)
+    origin = "file://" + os.path.abspath(sqz_mat)
+    good = network.WeightsSource("sqz_notop.mat", origin, sha256(sqz_mat))
     path = network.find_weights(good)
-    assert path == str(cache / "sqz_notop.mat") and sha256(path) == squeezenet.SOURCE.file_hash
+    assert path == str(cache / "sqz_notop.mat") and sha256(path) == sha256(sqz_mat)
+    assert squeezenet.load(path).weights.keys() == squeezenet.load(sqz_mat).weights.keys()
     bad = network.WeightsSource("other.mat", origin, "0" * 64)
     with pytest.raises(ToolError, match="other.mat"):
         network.find_weights(bad)
@@ -143,3 +224,12 @@ def test_offline_with_no_file_names_file_places_and_source(isolated_lookup):
         assert text in message
     with pytest.raises(ToolError, match="not found: /no/such.mat"):
         network.find_weights(squeezenet.SOURCE, "/no/such.mat")
+
+
+def test_missing_vgg_weights_point_to_the_offline_squeezenet(isolated_lookup):
+    offline = dataclasses.replace(vgg.SOURCE, url="file:///nonexistent/imagenet-vgg-verydeep-19.mat")
+    with pytest.raises(ToolError) as error:
+        network.find_weights(offline)
+    message = str(error.value)
+    assert "imagenet-vgg-verydeep-19.mat not found" in message and "--network-file PATH" in message
+    assert "--network-type sqz runs offline with the SqueezeNet weights bundled" in message

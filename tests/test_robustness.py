@@ -50,7 +50,7 @@ def bad_files(tmp_path, small_images):
     empty = tmp_path / "empty.png"
     empty.write_bytes(b"")
     truncated = tmp_path / "truncated.jpg"
-    data = open(small_images["tubingen.jpg"], "rb").read()
+    data = open(small_images["starry_night.jpg"], "rb").read()
     truncated.write_bytes(data[: len(data) // 2])
     bomb = tmp_path / "bomb.png"
     Image.new("1", (20000, 20000)).save(bomb)  # 400 Mpx of zeros: a tiny file, over Pillow's limit
@@ -90,7 +90,7 @@ def test_failed_checksum_in_the_cache(tmp_path, monkeypatch, sqz_weights):
     cache.mkdir()
     (cache / "sqz_notop.mat").write_bytes(open(sqz_weights, "rb").read()[:-100])
     monkeypatch.setattr(network, "cache_dir", lambda: str(cache))
-    monkeypatch.setattr(network, "REPO_ROOT", str(tmp_path))
+    monkeypatch.setattr(network, "install_dirs", lambda: [str(tmp_path)])
     monkeypatch.delenv(network.MODELS_ENV, raising=False)
     source = network.WeightsSource("sqz_notop.mat", "file:///nonexistent/sqz_notop.mat", squeezenet.SOURCE.file_hash)
     with pytest.raises(errors.ToolError, match="sqz_notop.mat not found"):
@@ -246,7 +246,7 @@ def test_atomic_writes_leave_no_truncated_file(tmp_path, monkeypatch):
 @pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_interrupting_a_real_run_writes_the_best_image(small_images, sqz_weights, tmp_path, signum, code):
     out = tmp_path / "out.png"
-    args = [sys.executable, os.path.join(ROOT, "neural_style.py"), "--content", small_images["tubingen.jpg"],
+    args = [sys.executable, os.path.join(ROOT, "neural_style.py"), "--content", small_images["coffee.png"],
             "--styles", small_images["starry_night.jpg"], "--network-type", "sqz", "--network-file", sqz_weights,
             "--iterations", "100000", "--print-iterations", "5", "--checkpoint-iterations", "50",
             "--checkpoint-output", str(tmp_path / "ck%s.png"), "--output", str(out)]
@@ -261,7 +261,7 @@ def test_interrupting_a_real_run_writes_the_best_image(small_images, sqz_weights
     assert process.returncode == code, stderr
     assert "Traceback" not in stderr and "partial" in stderr
     saved = images.load_image(str(out))
-    assert saved.shape == images.load_image(small_images["tubingen.jpg"]).shape  # the plain best image
+    assert saved.shape == images.load_image(small_images["coffee.png"]).shape  # the plain best image
     assert json.loads(images.read_params(str(out)))["partial"] == "interrupted"
     checkpoints = sorted(p.name for p in tmp_path.glob("ck*.png"))
     assert checkpoints and all(images.load_image(str(tmp_path / c)).shape == saved.shape for c in checkpoints)
