@@ -42,6 +42,7 @@ class Step(NamedTuple):
     iteration: int
     image: np.ndarray   # HxWx3 float32, pixel values
     final: bool
+    losses: np.ndarray = None  # the four losses of `image`
 
 
 def geometric_weights(ratio, count):
@@ -102,47 +103,93 @@ def tv_loss(image, tv_weight):
     return tv_weight * (_sq_sum(dy) / int(np.prod(dy.shape)) + _sq_sum(dx) / int(np.prod(dx.shape)))
 
 
+class StyleTargets:
+    """What every style loss aims at, for one scale: per style, the Gram matrix (or mean and std)
+    of each style layer, and the mean and std the remapping loss uses. Computed once per scale
+    and shared by every tile of it. `chunk` (pixels a side) computes them piece by piece, for
+    style images too large for one network pass: Gram sums and moments (Chan's parallel
+    algorithm) are accumulated over the pieces; one piece gives exactly the whole-image values."""
+
+    def __init__(self, net, styles, style_blend_weights, weights, chunk=None):
+        sw = style_layer_weights(weights.style_layer_weight_exp, len(net.STYLE_LAYERS))
+        # Layers whose weight is zero cost nothing: they are neither computed nor compared.
+        self.style_layers = [(l, w) for l, w in zip(net.STYLE_LAYERS, sw) if w > 0 and weights.style_weight != 0]
+        self.distr_layers = list(net.STYLE_LAYERS) if weights.style_distr_weight != 0 else []
+        self.blend = [float(b) for b in style_blend_weights]
+        layers = sorted({l for l, _ in self.style_layers} | set(self.distr_layers), key=net.LAYERS.index)
+        self.style = []  # per style: {layer: gram A, or (mean_S, std_S)}
+        self.distr = []  # per style: {layer: (mean_S, std_S)}
+        for style in styles:
+            stats = _style_statistics(net, style, layers, weights.ashift, chunk)
+            targets, distr = {}, {}
+            for layer, (gram, moments) in stats.items():
+                if layer in dict(self.style_layers):
+                    targets[layer] = gram if weights.style_feat_type == "gram" else moments
+                if layer in self.distr_layers:
+                    distr[layer] = moments
+            self.style.append(targets)
+            self.distr.append(distr)
+
+
+def _style_statistics(net, style, layers, shift, chunk):
+    """{layer: (Gram of F + shift, (mean, population std))} of a preprocessed HxWx3 style image."""
+    height, width = style.shape[:2]
+    chunk = chunk or max(height, width)
+    pieces = []  # per piece: {layer: (positions, Gram sum, mean, std)}; small, C x C at most
+
+    def start(offset, size):  # a sliver at the far border is widened inwards to a network-sized piece
+        return max(0, size - chunk) if size - offset < net.min_size else offset
+
+    for y in range(0, height, chunk):
+        for x in range(0, width, chunk):
+            piece = style[None, start(y, height):y + chunk, start(x, width):x + chunk]
+            feats = net.features(tf.constant(piece), layers)
+            part = {}
+            for layer in layers:
+                f, positions, _ = _as_matrix(feats[layer])
+                part[layer] = (positions, _self_product(f + shift), *_moments(f))
+            pieces.append(part)
+    out = {}
+    for layer in layers:
+        n, gram, mean, std = pieces[0][layer]
+        if len(pieces) > 1:  # Chan et al.: combine counts, means and sums of squared deviations
+            m2 = tf.square(std) * n
+            for positions, g, m, s in (p[layer] for p in pieces[1:]):
+                delta, total = m - mean, n + positions
+                mean = mean + delta * (positions / total)
+                m2 = m2 + tf.square(s) * positions + tf.square(delta) * (n * positions / total)
+                gram, n = gram + g, total
+            std = tf.sqrt(m2 / n)
+        out[layer] = (gram / (n * int(mean.shape[0])), (mean, std))
+    return out
+
+
 class TransferLoss:
     """The loss of SPEC section 6 for one scale. Targets (content activations, style Gram
     matrices or moments) are computed once here; calling the object computes the four losses
-    (content, style, tv, total) of a [1, H, W, 3] preprocessed image with one network pass."""
+    (content, style, tv, total) of a [1, H, W, 3] preprocessed image with one network pass.
+    The content targets live in variables: `set_content` points the same compiled loss at
+    another content image of the same size (the next tile)."""
 
-    def __init__(self, net, content, styles, style_blend_weights, weights):
+    def __init__(self, net, content, styles, style_blend_weights, weights, style_targets=None):
         self.net = net
         self.w = weights
         cw = content_layer_weights(weights.content_weight_blend, len(net.CONTENT_LAYERS))
-        sw = style_layer_weights(weights.style_layer_weight_exp, len(net.STYLE_LAYERS))
-        # Layers whose weight is zero cost nothing: they are neither computed nor compared.
         self.content_layers = [(l, w) for l, w in zip(net.CONTENT_LAYERS, cw)
                                if w > 0 and weights.content_weight != 0]
-        self.style_layers = [(l, w) for l, w in zip(net.STYLE_LAYERS, sw)
-                             if w > 0 and weights.style_weight != 0]
-        self.distr_layers = list(net.STYLE_LAYERS) if weights.style_distr_weight != 0 else []
+        self.content_targets = {l: tf.Variable(f, trainable=False) for l, f in self._content_features(content).items()}
+        targets = style_targets or StyleTargets(net, styles, style_blend_weights, weights)
+        self.style_layers, self.distr_layers, self.blend = targets.style_layers, targets.distr_layers, targets.blend
+        self.style_targets, self.distr_targets = targets.style, targets.distr
         self.layers = sorted({l for l, _ in self.content_layers + self.style_layers} | set(self.distr_layers),
                              key=net.LAYERS.index)
-        self.blend = [float(b) for b in style_blend_weights]
 
-        content_feats = net.features(tf.constant(content[None]), [l for l, _ in self.content_layers])
-        self.content_targets = {l: content_feats[l] for l, _ in self.content_layers}
-        style_layer_names = sorted({l for l, _ in self.style_layers} | set(self.distr_layers),
-                                   key=net.LAYERS.index)
-        self.style_targets = []  # per style: {layer: gram A, or (mean_S, std_S)}
-        self.distr_targets = []  # per style: {layer: (mean_S, std_S)}
-        for style in styles:
-            feats = net.features(tf.constant(style[None]), style_layer_names)
-            targets, distr = {}, {}
-            for layer in style_layer_names:
-                f, positions, channels = _as_matrix(feats[layer])
-                moments = _moments(f)
-                if layer in dict(self.style_layers):
-                    if weights.style_feat_type == "gram":
-                        targets[layer] = _gram(f, positions, channels, weights.ashift)
-                    else:
-                        targets[layer] = moments
-                if layer in self.distr_layers:
-                    distr[layer] = moments
-            self.style_targets.append(targets)
-            self.distr_targets.append(distr)
+    def _content_features(self, content):
+        return self.net.features(tf.constant(content[None]), [l for l, _ in self.content_layers])
+
+    def set_content(self, content):
+        for layer, f in self._content_features(content).items():
+            self.content_targets[layer].assign(f)
 
     def __call__(self, image):
         w = self.w
@@ -193,11 +240,12 @@ class TransferLoss:
 class Stylizer:
     """Compiles the loss-and-gradient function of one scale, traced once."""
 
-    def __init__(self, net, content, styles, style_blend_weights, weights, jit_compile=False):
+    def __init__(self, net, content, styles, style_blend_weights, weights, jit_compile=False, style_targets=None):
         self.net = net
         self.shape = (1,) + content.shape
         self.loss = TransferLoss(net, net.preprocess(content), [net.preprocess(s) for s in styles],
-                                 style_blend_weights, weights)
+                                 style_blend_weights, weights, style_targets)
+        self.adam_steps = {}  # compiled Adam steps by hyperparameters, reused across tiles
         self.traces = 0  # how often TensorFlow traced loss_and_grad (tests check it is once)
         self.loss_and_grad = tf.function(self._loss_and_grad, jit_compile=jit_compile,
                                          input_signature=[tf.TensorSpec(self.shape, tf.float32)])
@@ -210,6 +258,20 @@ class Stylizer:
             total = losses[3]
         return losses, tape.gradient(total, image)
 
+    def set_content(self, content):
+        """Aim the compiled loss at another content image of the same size (pixel values)."""
+        self.loss.set_content(self.net.preprocess(content))
+
+
+def start_image(net, initial, initial_noiseblend=0.0, rng=None):
+    """The preprocessed HxWx3 start image: `initial` blended with noise (SPEC section 6)."""
+    x0 = net.preprocess(np.asarray(initial, dtype=np.float32))
+    if initial_noiseblend:
+        rng = rng if rng is not None else np.random.default_rng()
+        noise = rng.standard_normal(x0.shape).astype(np.float32) * NOISE_SCALE
+        x0 = (1.0 - initial_noiseblend) * x0 + initial_noiseblend * noise
+    return x0.astype(np.float32)
+
 
 def print_losses(losses):
     for name, value in zip(LOSS_NAMES, losses):
@@ -220,7 +282,7 @@ def print_losses(losses):
 def stylize(net, initial, content, styles, style_blend_weights, weights=LossWeights(),
             optim="lbfgs", iterations=1000, print_iterations=None, checkpoint_iterations=None,
             learning_rate=10.0, beta1=0.9, beta2=0.999, epsilon=1e-8, initial_noiseblend=0.0,
-            rng=None, desc=None, jit_compile=False, stylizer=None, on_iteration=None):
+            rng=None, desc=None, jit_compile=False, stylizer=None, on_iteration=None, bar=None, quiet=False):
     """Optimise an image of `content`'s size from `initial` (SPEC section 6).
 
     Yields Step(iteration, best image so far, False) at each checkpoint and finally
@@ -228,44 +290,48 @@ def stylize(net, initial, content, styles, style_blend_weights, weights=LossWeig
     exception raised carries `partial_image`, the best finite image seen.
     `on_iteration(i, losses)` is called after every iteration (losses: the four losses with
     L-BFGS/CG; None with Adam, whose losses stay on the device).
+    A caller optimising tiles passes the tile's `stylizer` (set to the tile's content), a shared
+    progress `bar`, and `quiet` (no loss lines); the last Step's `losses` are the best image's.
     """
     stylizer = stylizer or Stylizer(net, content, styles, style_blend_weights, weights, jit_compile)
-    rng = rng if rng is not None else np.random.default_rng()
-    x0 = net.preprocess(np.asarray(initial, dtype=np.float32))
-    if initial_noiseblend:
-        noise = rng.standard_normal(x0.shape).astype(np.float32) * NOISE_SCALE
-        x0 = (1.0 - initial_noiseblend) * x0 + initial_noiseblend * noise
-    x0 = x0[None].astype(np.float32)
+    x0 = start_image(net, initial, initial_noiseblend, rng)[None]
 
     run = _adam if optim == "adam" else _scipy
     best = _Best(x0)
-    progress = _Progress(iterations, desc, on_iteration)
+    progress = _Progress(iterations, desc, on_iteration, bar)
+    show = (lambda losses: None) if quiet else print_losses
     try:
         losses, _ = stylizer.loss_and_grad(tf.constant(x0))
         losses = losses.numpy()
         best.offer(x0, losses)
-        print_losses(losses)
+        show(losses)
         steps = run(stylizer, x0, best, progress, optim=optim, iterations=iterations,
                     print_iterations=print_iterations, checkpoint_iterations=checkpoint_iterations,
                     learning_rate=learning_rate, beta1=beta1, beta2=beta2, epsilon=epsilon)
         for iteration in steps:
-            yield Step(iteration, best.pixels(net), False)
-        progress.bar.close()
-        print_losses(best.losses)
-        yield Step(progress.done, best.pixels(net), True)
+            yield Step(iteration, best.pixels(net), False, best.losses)
+        progress.close()
+        show(best.losses)
+        yield Step(progress.done, best.pixels(net), True, best.losses)
     except (Interrupted, NumericalError) as e:
         e.partial_image = best.pixels(net)
         raise
     finally:
-        progress.bar.close()
+        progress.close()
+
+
+def progress_bar(total, desc=None):
+    return tqdm(total=total, desc=desc, unit="it", disable=None, leave=False, file=sys.stderr)
 
 
 class _Progress:
-    """Iterations done, and a tqdm bar showing them (tqdm does not count while disabled)."""
+    """Iterations done in this run, and a tqdm bar showing them (its own, or one shared by the
+    tiles of a level). tqdm does not count while disabled, so `done` is kept here."""
 
-    def __init__(self, total, desc, on_iteration=None):
+    def __init__(self, total, desc, on_iteration=None, bar=None):
         self.done = 0
-        self.bar = tqdm(total=total, desc=desc, unit="it", disable=None, leave=False, file=sys.stderr)
+        self.shared = bar is not None
+        self.bar = bar if self.shared else progress_bar(total, desc)
         self.on_iteration = on_iteration
 
     def advance(self, losses=None):
@@ -273,6 +339,10 @@ class _Progress:
         self.bar.update(1)
         if self.on_iteration:
             self.on_iteration(self.done, losses)
+
+    def close(self):
+        if not self.shared:
+            self.bar.close()
 
 
 class _Best:
@@ -345,38 +415,63 @@ def _scipy(stylizer, x0, best, progress, optim, iterations, print_iterations, ch
             yield progress.done
 
 
+class _AdamStep:
+    """Adam (Keras' update rule) on an image variable, with the best-image bookkeeping, as one
+    compiled step. Made once per stylizer and hyperparameters and reset for every run, so the
+    tiles of a level share one trace."""
+
+    def __init__(self, stylizer, learning_rate, beta1, beta2, epsilon):
+        shape = stylizer.shape
+        self.image, self.m, self.v, self.best_image = (tf.Variable(tf.zeros(shape)) for _ in range(4))
+        self.t = tf.Variable(0.0)
+        self.best_losses, self.last_losses = tf.Variable(tf.zeros([4])), tf.Variable(tf.zeros([4]))
+        lr, b1, b2, eps = (tf.constant(v, tf.float32) for v in (learning_rate, beta1, beta2, epsilon))
+
+        @tf.function
+        def step():
+            losses, grad = stylizer.loss_and_grad(self.image)
+            better = losses[3] < self.best_losses[3]  # False for NaN: the best image stays finite
+            self.best_image.assign(tf.where(better, self.image, self.best_image))
+            self.best_losses.assign(tf.where(better, losses, self.best_losses))
+            self.last_losses.assign(losses)
+            self.t.assign_add(1.0)
+            alpha = lr * tf.sqrt(1.0 - tf.pow(b2, self.t)) / (1.0 - tf.pow(b1, self.t))
+            self.m.assign_add((grad - self.m) * (1.0 - b1))
+            self.v.assign_add((tf.square(grad) - self.v) * (1.0 - b2))
+            self.image.assign_sub(self.m * alpha / (tf.sqrt(self.v) + eps))
+        self.step = step
+
+    def reset(self, x0, losses):
+        for variable, value in ((self.image, x0), (self.best_image, x0), (self.best_losses, losses),
+                                (self.last_losses, losses)):
+            variable.assign(value)
+        for variable in (self.m, self.v):
+            variable.assign(tf.zeros_like(variable))
+        self.t.assign(0.0)
+
+
 def _adam(stylizer, x0, best, progress, iterations, print_iterations, checkpoint_iterations,
           learning_rate, beta1, beta2, epsilon, **_):
     """Adam in TensorFlow. Each step and the best-image bookkeeping stay on the device; the host
     reads back only to print, checkpoint, or check for a non-finite loss every few steps."""
-    image = tf.Variable(x0)
-    best_image = tf.Variable(best.image)
-    best_losses = tf.Variable(best.losses.astype(np.float32))
-    last_losses = tf.Variable(best.losses.astype(np.float32))
-    optimizer = tf.keras.optimizers.Adam(learning_rate=learning_rate, beta_1=beta1, beta_2=beta2,
-                                         epsilon=epsilon)
-
-    @tf.function
-    def step():
-        losses, grad = stylizer.loss_and_grad(image)
-        better = losses[3] < best_losses[3]  # False for NaN: the best image stays finite
-        best_image.assign(tf.where(better, image, best_image))
-        best_losses.assign(tf.where(better, losses, best_losses))
-        last_losses.assign(losses)
-        optimizer.apply_gradients([(grad, image)])
+    key = (learning_rate, beta1, beta2, epsilon)
+    if key not in stylizer.adam_steps:
+        stylizer.adam_steps[key] = _AdamStep(stylizer, *key)
+    adam = stylizer.adam_steps[key]
+    adam.reset(x0, best.losses.astype(np.float32))
 
     def sync():
-        best.image, best.losses = best_image.numpy(), best_losses.numpy()
+        best.image, best.losses = adam.best_image.numpy(), adam.best_losses.numpy()
 
     check_every = 10
     try:
         for i in range(1, iterations + 1):
-            step()
+            adam.step()
             progress.advance()
             printing = print_iterations and i % print_iterations == 0 and i < iterations
             checkpoint = checkpoint_iterations and i % checkpoint_iterations == 0 and i < iterations
             if printing or checkpoint or i % check_every == 0 or i == iterations:
-                losses = last_losses.numpy()
+                losses = adam.last_losses.numpy()
                 _check_finite(losses, i)
                 if printing:
                     print_losses(losses)
@@ -386,5 +481,5 @@ def _adam(stylizer, x0, best, progress, iterations, print_iterations, checkpoint
     finally:
         sync()  # also on interruption or a non-finite loss: the caller saves the best image
     # The loss of the final image (after the last update) has not been seen yet.
-    losses, _ = stylizer.loss_and_grad(image)
-    best.offer(image.numpy(), losses.numpy())
+    losses, _ = stylizer.loss_and_grad(adam.image)
+    best.offer(adam.image.numpy(), losses.numpy())
