@@ -123,18 +123,29 @@ def available_memory():
 
 
 LBFGS_IMAGE_COPIES = 26  # float64 image-sized arrays SciPy's L-BFGS-B holds: 2 x maxcor history + work
+FULL_IMAGE_COPIES = 10   # float32 whole-level arrays the run keeps (content, running, start, result, ...)
 
 
-def estimate_memory(network_class, sizes, optim, weights_bytes=0):
-    """Peak bytes of one run over hierarchy levels of the given (height, width) sizes: the
-    network's activations with their backward buffers (a factor calibrated on this machine
-    per network), the optimizer's image-sized state, and the weights."""
-    def level(height, width):
-        activations = 4 * network_class.activation_elements(height, width) * network_class.memory_factor
-        pixels = height * width * 3
-        optimizer = LBFGS_IMAGE_COPIES * 8 * pixels if optim in ("lbfgs", "cg") else 6 * 4 * pixels
-        return activations + optimizer
-    return int(max(level(h, w) for h, w in sizes) + weights_bytes)
+def level_memory(network_class, size, optim, tile=None):
+    """Peak bytes of one level of this (height, width): the network's activations with their
+    backward buffers (a factor calibrated on this machine per network), the optimizer's
+    image-sized state, and the whole-level image buffers. With a tile size, the network and
+    the optimizer work on one tile at a time: only the image buffers grow with the image."""
+    height, width = size
+    buffers = FULL_IMAGE_COPIES * 4 * 3 * height * width
+    if tile:
+        height, width = min(height, tile), min(width, tile)
+    activations = 4 * network_class.activation_elements(height, width) * network_class.memory_factor
+    pixels = height * width * 3
+    optimizer = LBFGS_IMAGE_COPIES * 8 * pixels if optim in ("lbfgs", "cg") else 6 * 4 * pixels
+    return activations + optimizer + buffers
+
+
+def estimate_memory(network_class, sizes, optim, weights_bytes=0, tile_sizes=None):
+    """Peak bytes of a run over levels of these sizes (tile_sizes[i]: None for a whole level)."""
+    tile_sizes = tile_sizes or [None] * len(sizes)
+    return int(max(level_memory(network_class, size, optim, tile) for size, tile in zip(sizes, tile_sizes))
+               + weights_bytes)
 
 
 class FeatureNetwork:

@@ -11,6 +11,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's start-up chat
 import json  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
+from functools import partial  # noqa: E402
 
 import numpy as np  # noqa: E402
 
@@ -28,6 +29,8 @@ PRESERVE_COLORS = ("none", "before", "all", "out", "interm")
 PRECISIONS = ("auto", "float32", "bfloat16", "float16")
 MIN_LEVEL_SIDE = 128        # a new hierarchy level is added while the last one's shorter side exceeds this
 MIN_LEVEL_ITERATIONS = 25   # with several levels, none runs fewer iterations
+MIN_TILE_SIZE = 128         # smaller tiles leave too little room inside their overlaps
+AUTO_TILE_SIZES = (4096, 3072, 2048, 1536, 1024, 768, 512, 384, 256, MIN_TILE_SIZE)  # tried largest first
 
 
 def build_parser():
@@ -106,6 +109,13 @@ def build_parser():
     g.add_argument("--iterations", type=int, default=1000, metavar="N",
                    help="iterations at full size (default: %(default)s)")
 
+    g = p.add_argument_group("print sizes")
+    g.add_argument("--tile-size", type=int, metavar="PX",
+                   help="optimise every level larger than PX pixels in overlapping tiles of at most PX x PX "
+                        f"(at least {MIN_TILE_SIZE}), so memory does not grow with the image; 0 never tiles "
+                        "(default: tile only a level that would not fit in the free memory, with the largest "
+                        "tile that fits; on a GPU, whose free memory is not known in advance, give it)")
+
     g = p.add_argument_group("hierarchy")
     g.add_argument("--max-hierarchy", type=int, default=1, metavar="L",
                    help="up to L scales, each half the size of the next, smallest first; 1 is plain "
@@ -178,6 +188,8 @@ def validate(args):
             raise UsageError(f"{flag} must be at least 0 and below 1, got {value}")
     if not args.eps > 0:
         raise UsageError(f"--eps must be above 0, got {args.eps}")
+    if args.tile_size is not None and args.tile_size != 0 and args.tile_size < MIN_TILE_SIZE:
+        raise UsageError(f"--tile-size must be 0 (no tiles) or at least {MIN_TILE_SIZE}, got {args.tile_size}")
 
 
 def hierarchy_levels(height, width, iterations, max_hierarchy):
@@ -226,7 +238,8 @@ def check_not_over_inputs(args, output, flag="--output"):
 
 
 def params_text(args, **extra):
-    """Every flag of the run (and notes such as partial=...), stored in the output files."""
+    """Every flag of the run (and notes such as partial=..., the tile sizes used), stored in the
+    output files."""
     params = {k: v for k, v in sorted(vars(args).items()) if k != "show_params"}
     return json.dumps(dict(params, **extra))
 
@@ -274,8 +287,8 @@ def check_sizes(levels, styles, scales, network_class):
 def memory_advice(estimate, available=None):
     have = f", {available / 2**30:.1f} GiB available" if available else ""
     return (f"the transfer needs about {estimate / 2**30:.1f} GiB of memory{have}; use a smaller --width, "
-            "--optim adam or --network-type sqz (a larger --max-hierarchy saves time, not memory: "
-            "the full-size level needs it too)")
+            "--optim adam, --network-type sqz or a smaller --tile-size (a larger --max-hierarchy saves "
+            "time, not memory: the full-size level needs it too)")
 
 
 def cpu_has_native_bfloat16():
@@ -298,22 +311,46 @@ def compute_dtype(precision, network_type):
     return getattr(tf, precision)
 
 
-def check_memory(module, levels, optim, weights_path):
-    """Refuse before building the graph when the estimate exceeds the free CPU memory."""
+def plan_memory(module, levels, optim, weights_path, tile_size=None, log=print):
+    """Tile sizes per level (None: whole) and the memory estimate, decided before any work.
+
+    `tile_size` (--tile-size): N tiles every level larger than N px; 0 never tiles; None tiles a
+    level whose estimate exceeds the free CPU memory, with the largest tile that fits. A run that
+    does not fit even in the smallest tile is refused. GPU memory is not known in advance:
+    there, only --tile-size tiles."""
     import network
     import tensorflow as tf
-    weights_bytes = 1.3 * os.path.getsize(weights_path)  # the .mat file is read whole, then converted
-    estimate = network.estimate_memory(module.NETWORK, [(h, w) for h, w, _ in levels], optim, weights_bytes)
-    available = network.available_memory()
-    if available is not None and not tf.config.list_physical_devices("GPU") and estimate > available:
-        raise ToolError(memory_advice(estimate, available))
-    return estimate
+    weights_bytes = 1.3 * os.path.getsize(weights_path)  # the weights file is read whole, then converted
+    sizes = [(h, w) for h, w, _ in levels]
+
+    def fits(size, tile):
+        return network.level_memory(module.NETWORK, size, optim, tile) + weights_bytes <= available
+
+    available = None if tf.config.list_physical_devices("GPU") else network.available_memory()
+    if tile_size:
+        plan = [tile_size if max(size) > tile_size else None for size in sizes]
+    else:
+        plan = [None] * len(sizes)
+        for i, size in enumerate(sizes):
+            if available is None or fits(size, None):
+                continue
+            candidates = [t for t in AUTO_TILE_SIZES if t < max(size) and fits(size, t)]
+            if tile_size == 0 or not candidates:
+                smallest = [MIN_TILE_SIZE if tile_size is None else None]
+                raise ToolError(memory_advice(network.estimate_memory(module.NETWORK, [size], optim, weights_bytes,
+                                                                      smallest), available))
+            plan[i] = candidates[0]
+            log(f"level {size[1]}x{size[0]} needs more than the {available / 2**30:.1f} GiB of memory "
+                f"available whole: it runs in tiles of at most {plan[i]}x{plan[i]} px")
+    return plan, network.estimate_memory(module.NETWORK, sizes, optim, weights_bytes, plan)
 
 
-def transfer(args, content, styles, initial, net, levels, log=print, on_iteration=None):
+def transfer(args, content, styles, initial, net, levels, log=print, on_iteration=None, tile_sizes=None):
     """Run the hierarchy of scales; returns the full-size result (float HxWx3).
+    `tile_sizes[level]` (None: whole) runs a level in tiles (tiles.py).
     `on_iteration(level, i, losses)` is called after every iteration (for benchmarks)."""
     from stylize import LossWeights, stylize
+    from tiles import stylize_tiled
 
     weights = LossWeights(
         content_weight=args.content_weight, content_weight_blend=args.content_weight_blend,
@@ -334,13 +371,15 @@ def transfer(args, content, styles, initial, net, levels, log=print, on_iteratio
         desc = f"level {len(levels) - level}/{len(levels)} {width}x{height}" if len(levels) > 1 else None
         if len(levels) > 1:
             log(f"hierarchy level {len(levels) - level}/{len(levels)}: {width}x{height}, {iterations} iterations")
+        tile = tile_sizes[level] if tile_sizes else None
+        run = partial(stylize_tiled, tile_size=tile) if tile else stylize
         try:
-            for step in stylize(net, start, level_content, level_styles, blend, weights, optim=args.optim,
-                                iterations=iterations, print_iterations=args.print_iterations,
-                                checkpoint_iterations=args.checkpoint_iterations,
-                                learning_rate=args.learning_rate, beta1=args.beta1, beta2=args.beta2,
-                                epsilon=args.eps, initial_noiseblend=args.initial_noiseblend, rng=rng, desc=desc,
-                                on_iteration=on_iteration and (lambda i, losses, lv=level: on_iteration(lv, i, losses))):
+            for step in run(net, start, level_content, level_styles, blend, weights, optim=args.optim,
+                            iterations=iterations, print_iterations=args.print_iterations,
+                            checkpoint_iterations=args.checkpoint_iterations,
+                            learning_rate=args.learning_rate, beta1=args.beta1, beta2=args.beta2,
+                            epsilon=args.eps, initial_noiseblend=args.initial_noiseblend, rng=rng, desc=desc,
+                            on_iteration=on_iteration and (lambda i, losses, lv=level: on_iteration(lv, i, losses))):
                 if args.checkpoint_iterations:
                     path = args.checkpoint_output % ("%04dx%04d-%04d" % (height, width, step.iteration))
                     images.save_image(path, step.image, params_text(args, checkpoint=path))
@@ -385,7 +424,8 @@ def main(argv=None):
     import network
     import tensorflow as tf
     weights_path = network.find_weights(module.SOURCE, args.network_file)
-    estimate = check_memory(module, levels, args.optim, weights_path)
+    tile_sizes, estimate = plan_memory(module, levels, args.optim, weights_path, args.tile_size)
+    args.tiled_levels = {f"{w}x{h}": t for (h, w, _), t in zip(levels, tile_sizes) if t}  # stored in the output
 
     content = images.resize(content, (height, width))
     if initial is not None:
@@ -394,7 +434,7 @@ def main(argv=None):
         styles = [colortransfer(content, style, "hsv") for style in styles]
     net = module.load(weights_path, args.pooling, compute_dtype(args.precision, args.network_type))
     try:
-        result = transfer(args, content, styles, initial, net, levels)
+        result = transfer(args, content, styles, initial, net, levels, tile_sizes=tile_sizes)
     except (tf.errors.ResourceExhaustedError, MemoryError):
         raise ToolError("out of memory: " + memory_advice(estimate)) from None
     except Interrupted as e:
