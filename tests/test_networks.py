@@ -112,19 +112,15 @@ def test_pooling_flag_changes_the_network(tmp_path, sqz_weights):
         assert not np.allclose(a, b)
 
 
-@pytest.mark.parametrize("content", [b"not a mat file at all", b""])
-def test_unreadable_weights_file_is_a_clear_error(tmp_path, content):
-    path = tmp_path / "bad.mat"
+@pytest.mark.parametrize("name, content, message", [
+    ("bad.mat", b"not a mat file at all", "not a readable MATLAB .mat file"),
+    ("bad.mat", b"", "not a readable MATLAB .mat file"),
+    ("bad.npz", b"not an npz file at all", "not a readable NumPy .npz file"),
+    ("bad.npz", b"PK\x03\x04 truncated zip", "not a readable NumPy .npz file")])
+def test_unreadable_weights_file_is_a_clear_error(tmp_path, name, content, message):
+    path = tmp_path / name
     path.write_bytes(content)
-    with pytest.raises(ToolError, match="not a readable MATLAB .mat file"):
-        squeezenet.load(str(path))
-
-
-@pytest.mark.parametrize("content", [b"not an npz file at all", b"PK\x03\x04 truncated zip"])
-def test_unreadable_npz_file_is_a_clear_error(tmp_path, content):
-    path = tmp_path / "bad.npz"
-    path.write_bytes(content)
-    with pytest.raises(ToolError, match="not a readable NumPy .npz file"):
+    with pytest.raises(ToolError, match=message):
         squeezenet.load(str(path))
 
 
