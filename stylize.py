@@ -82,15 +82,47 @@ def _self_product(f):
     return tf.matmul(f, f, transpose_a=True), grad
 
 
-def _gram(features, positions, channels, shift):
-    return _self_product(features + shift) / (positions * channels)
-
-
-def _moments(features, floor=None):
-    """Per-channel mean and population std over positions; `floor` bounds the variance below."""
+def _moments(features):
+    """Per-channel mean and population variance over positions."""
     mean = tf.reduce_mean(features, axis=0)
-    var = tf.reduce_mean(tf.square(features - mean), axis=0)
-    return mean, tf.sqrt(var if floor is None else tf.maximum(var, floor))
+    return mean, tf.reduce_mean(tf.square(features - mean), axis=0)
+
+
+def _std(var, floor=None):
+    return tf.sqrt(var if floor is None else tf.maximum(var, floor))
+
+
+class Statistics(NamedTuple):
+    """What the style loss needs of an image's (or a part's) features at one layer, in a form
+    that parts add up to the whole: positions n, Gram sum (F + shift)^T (F + shift), per-channel
+    mean and population variance."""
+    positions: tf.Tensor
+    gram_sum: tf.Tensor
+    mean: tf.Tensor
+    var: tf.Tensor
+
+
+def statistics_of(features, shift):
+    f, positions, _ = _as_matrix(features)
+    return Statistics(tf.constant(float(positions)), _self_product(f + shift), *_moments(f))
+
+
+def pool(a, b):
+    """The statistics of two parts together (Chan et al.'s pairwise means and variances). With
+    `a` empty (no positions), `b`'s values come out unchanged, bit for bit."""
+    n = a.positions + b.positions
+    share = b.positions / n
+    delta = b.mean - a.mean
+    return Statistics(n, a.gram_sum + b.gram_sum, a.mean + delta * share,
+                      a.var * (1.0 - share) + b.var * share + tf.square(delta) * ((1.0 - share) * share))
+
+
+def pool_all(parts):
+    """{layer: Statistics} of several parts together."""
+    out = dict(parts[0])
+    for part in parts[1:]:
+        out = {layer: pool(out[layer], part[layer]) for layer in out}
+    return out
 
 
 def _sq_sum(x):
@@ -135,7 +167,7 @@ def _style_statistics(net, style, layers, shift, chunk):
     """{layer: (Gram of F + shift, (mean, population std))} of a preprocessed HxWx3 style image."""
     height, width = style.shape[:2]
     chunk = chunk or max(height, width)
-    pieces = []  # per piece: {layer: (positions, Gram sum, mean, std)}; small, C x C at most
+    pieces = []  # per piece: {layer: Statistics}; small, C x C at most
 
     def start(offset, size):  # a sliver at the far border is widened inwards to a network-sized piece
         return max(0, size - chunk) if size - offset < net.min_size else offset
@@ -144,24 +176,10 @@ def _style_statistics(net, style, layers, shift, chunk):
         for x in range(0, width, chunk):
             piece = style[None, start(y, height):y + chunk, start(x, width):x + chunk]
             feats = net.features(tf.constant(piece), layers)
-            part = {}
-            for layer in layers:
-                f, positions, _ = _as_matrix(feats[layer])
-                part[layer] = (positions, _self_product(f + shift), *_moments(f))
-            pieces.append(part)
-    out = {}
-    for layer in layers:
-        n, gram, mean, std = pieces[0][layer]
-        if len(pieces) > 1:  # Chan et al.: combine counts, means and sums of squared deviations
-            m2 = tf.square(std) * n
-            for positions, g, m, s in (p[layer] for p in pieces[1:]):
-                delta, total = m - mean, n + positions
-                mean = mean + delta * (positions / total)
-                m2 = m2 + tf.square(s) * positions + tf.square(delta) * (n * positions / total)
-                gram, n = gram + g, total
-            std = tf.sqrt(m2 / n)
-        out[layer] = (gram / (n * int(mean.shape[0])), (mean, std))
-    return out
+            pieces.append({layer: statistics_of(feats[layer], shift) for layer in layers})
+    whole = pool_all(pieces)
+    return {layer: (s.gram_sum / (s.positions * int(s.mean.shape[0])), (s.mean, _std(s.var)))
+            for layer, s in whole.items()}
 
 
 class TransferLoss:
@@ -169,9 +187,15 @@ class TransferLoss:
     matrices or moments) are computed once here; calling the object computes the four losses
     (content, style, tv, total) of a [1, H, W, 3] preprocessed image with one network pass.
     The content targets live in variables: `set_content` points the same compiled loss at
-    another content image of the same size (the next tile)."""
+    another content image of the same size (the next tile).
 
-    def __init__(self, net, content, styles, style_blend_weights, weights, style_targets=None):
+    With `part=True` the image is one part of a larger one (a tile): `set_rest` gives the style
+    statistics of the rest of the image and how many times this part's statistics count (parts
+    optimised at the same time each stand for all of them); the style loss then compares the
+    whole image's statistics with the targets, and the total counts it `scale` times (the
+    whole's area over the parts'), so optimising the part descends the whole image's loss."""
+
+    def __init__(self, net, content, styles, style_blend_weights, weights, style_targets=None, part=False):
         self.net = net
         self.w = weights
         cw = content_layer_weights(weights.content_weight_blend, len(net.CONTENT_LAYERS))
@@ -183,6 +207,12 @@ class TransferLoss:
         self.style_targets, self.distr_targets = targets.style, targets.distr
         self.layers = sorted({l for l, _ in self.content_layers + self.style_layers} | set(self.distr_layers),
                              key=net.LAYERS.index)
+        self.part = part
+        if part:
+            channels = {l: int(self.style_targets[0][l][0].shape[-1]) for l, _ in self.style_layers}
+            self.rest = {l: Statistics(tf.Variable(0.0), tf.Variable(tf.zeros([c, c])), tf.Variable(tf.zeros([c])),
+                                       tf.Variable(tf.zeros([c]))) for l, c in channels.items()}
+            self.scale, self.own_weight = tf.Variable(1.0), tf.Variable(1.0)
 
     def _content_features(self, content):
         return self.net.features(tf.constant(content[None]), [l for l, _ in self.content_layers])
@@ -191,6 +221,20 @@ class TransferLoss:
         for layer, f in self._content_features(content).items():
             self.content_targets[layer].assign(f)
 
+    def set_rest(self, rest=None, own_weight=1.0, scale=1.0):
+        """The rest of the image's {layer: Statistics} (None: the image is alone), the weight of
+        this part's statistics in the whole, and the whole image's area over the parts'."""
+        for layer, variables in self.rest.items():
+            for variable, value in zip(variables, rest[layer] if rest else [tf.zeros_like(v) for v in variables]):
+                variable.assign(value)
+        self.own_weight.assign(own_weight)
+        self.scale.assign(scale)
+
+    def statistics(self, image):
+        """{layer: Statistics} of a [1, H, W, 3] preprocessed image at the style layers."""
+        feats = self.net.features(image, list(self.rest))
+        return {layer: statistics_of(feats[layer], self.w.ashift) for layer in self.rest}
+
     def __call__(self, image):
         w = self.w
         feats = self.net.features(image, self.layers)
@@ -198,7 +242,7 @@ class TransferLoss:
 
         def moments(layer, f):
             if layer not in image_moments:
-                image_moments[layer] = _moments(f, STD_FLOOR)
+                image_moments[layer] = _moments(f)
             return image_moments[layer]
 
         content = tf.constant(0.0)
@@ -210,42 +254,56 @@ class TransferLoss:
         style = tf.constant(0.0)
         for layer, lw in self.style_layers:
             f, positions, channels = _as_matrix(feats[layer])
+            if self.part:  # the whole image's statistics: this part's pooled with the others'
+                own = statistics_of(feats[layer], w.ashift)
+                own = own._replace(positions=own.positions * self.own_weight, gram_sum=own.gram_sum * self.own_weight)
+                whole = pool(self.rest[layer], own)
+                gram, mean, var = whole.gram_sum / (whole.positions * channels), whole.mean, whole.var
+            elif w.style_feat_type == "gram":
+                gram = _self_product(f + w.ashift) / (positions * channels)
+            else:
+                mean, var = moments(layer, f)
             if w.style_feat_type == "gram":
-                gram = _gram(f, positions, channels, w.ashift)
                 per_style = [_sq_sum(gram - t[layer]) / channels ** 2 for t in self.style_targets]
             elif w.style_feat_type == "mean":
-                mean = tf.reduce_mean(f, axis=0)
                 per_style = [_sq_sum(mean - t[layer][0]) for t in self.style_targets]
             else:  # distr: mean and std
-                mean, std = moments(layer, f)
-                per_style = [_sq_sum(mean - t[layer][0]) + _sq_sum(std - t[layer][1])
-                             for t in self.style_targets]
+                std = _std(var, STD_FLOOR)
+                per_style = [_sq_sum(mean - t[layer][0]) + _sq_sum(std - t[layer][1]) for t in self.style_targets]
             for beta, loss in zip(self.blend, per_style):
                 style += w.style_weight * beta * lw * loss
+        pooled = style
 
         # Distribution remapping: pull F towards its own features remapped to the style's
         # mean/std (unshifted features, no layer or blend weight); gradients flow through T.
+        # A per-position loss like the content loss: a part needs nothing of the others for it.
         for layer in self.distr_layers:
             f, positions, channels = _as_matrix(feats[layer])
-            mean, std = moments(layer, f)
+            mean, var = moments(layer, f)
+            std = _std(var, STD_FLOOR)
             for targets in self.distr_targets:
                 mean_s, std_s = targets[layer]
                 remapped = (std_s / (std + DISTR_EPS)) * (f - mean) + mean_s
                 style += w.style_distr_weight * 0.5 * _sq_sum(f - remapped) / (positions * channels)
 
         tv = tv_loss(image, w.tv_weight)
-        return tf.stack([content, style, tv, content + style + tv])
+        total = content + style + tv
+        if self.part:  # a part's total counts the whole image's style loss `scale` times
+            total += (self.scale - 1.0) * pooled
+        return tf.stack([content, style, tv, total])
 
 
 class Stylizer:
     """Compiles the loss-and-gradient function of one scale, traced once."""
 
-    def __init__(self, net, content, styles, style_blend_weights, weights, jit_compile=False, style_targets=None):
+    def __init__(self, net, content, styles, style_blend_weights, weights, jit_compile=False, style_targets=None,
+                 part=False):
         self.net = net
         self.shape = (1,) + content.shape
         self.loss = TransferLoss(net, net.preprocess(content), [net.preprocess(s) for s in styles],
-                                 style_blend_weights, weights, style_targets)
+                                 style_blend_weights, weights, style_targets, part)
         self.adam_steps = {}  # compiled Adam steps by hyperparameters, reused across tiles
+        self._statistics = None  # compiled on first use (parts only)
         self.traces = 0  # how often TensorFlow traced loss_and_grad (tests check it is once)
         self.loss_and_grad = tf.function(self._loss_and_grad, jit_compile=jit_compile,
                                          input_signature=[tf.TensorSpec(self.shape, tf.float32)])
@@ -261,6 +319,16 @@ class Stylizer:
     def set_content(self, content):
         """Aim the compiled loss at another content image of the same size (pixel values)."""
         self.loss.set_content(self.net.preprocess(content))
+
+    def set_rest(self, rest=None, own_weight=1.0, scale=1.0):
+        """This image is one part of a larger one (part=True): see TransferLoss."""
+        self.loss.set_rest(rest, own_weight, scale)
+
+    def statistics(self, pixels):
+        """{layer: Statistics} of an HxWx3 image of this stylizer's size (pixel values)."""
+        if self._statistics is None:
+            self._statistics = tf.function(self.loss.statistics, input_signature=[tf.TensorSpec(self.shape, tf.float32)])
+        return self._statistics(tf.constant(self.net.preprocess(pixels)[None]))
 
 
 def start_image(net, initial, initial_noiseblend=0.0, rng=None):

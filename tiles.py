@@ -9,14 +9,21 @@ pixels. A tile's result is blended into the image with a window that switches fr
 to the next in the middle of their overlap, away from both tiles' edges (where the network
 saw the tile's border), so no tile's edge shows in the image.
 
-(Moving the grid from one pass to the next, tried first, raised the whole image's loss by a
-third at 384x255 with 128 px tiles: tiles that straddle earlier tiles' borders undo their
-work. Each tile matching the whole style on its own also costs loss against an untiled run,
-which may gather a style's features where the content suits them: see the README.)
+From the second pass on, a tile's style loss is the whole image's (block-coordinate descent):
+its style statistics (Gram sums, means, variances) are pooled with those of the rest of the
+image, kept as running sums from each tile's last visit, so tiles share out the style's
+features as an untiled run does instead of each holding the whole style.
 
 Tiles are visited in four colour groups (row and column parity): tiles of one group never
-overlap, so within a group the order does not matter and they could run at the same time.
-`stylize.py` optimises each tile as it would a whole image; only this file knows the grid.
+overlap and see the same statistics of the rest, so within a group the order does not matter
+and they can run at the same time with the same result. `stylize.py` optimises each tile as it
+would a whole image (told the rest's statistics); only this file knows the grid.
+
+(Tried and dropped, measured at 384x255 with 128 px tiles: moving the grid between passes raised
+the whole image's loss by a third, tiles straddling earlier borders undoing their work; pooled
+statistics from the first pass made the first tiles take the whole style on themselves and
+leave the rest nearly plain; counting each tile's share of the overlap in its statistics gained
+nothing.)
 """
 import sys
 from typing import NamedTuple
@@ -24,7 +31,8 @@ from typing import NamedTuple
 import numpy as np
 
 from errors import Interrupted, NumericalError
-from stylize import MIN_SCIPY_CHUNK, StyleTargets, Step, Stylizer, print_losses, progress_bar, start_image, stylize
+from stylize import (MIN_SCIPY_CHUNK, Statistics, StyleTargets, Step, Stylizer, print_losses, progress_bar, start_image,
+                     stylize)
 
 PASS_ITERATIONS = 50  # iterations a tile gets per visit (L-BFGS restarts at each, as at its checkpoints)
 
@@ -121,15 +129,59 @@ def pass_ends(iterations, checkpoint_iterations=None):
     return sorted(ends)
 
 
+def blend(image, tile, window, pixels):
+    """Blend a tile's result into the whole image, in place."""
+    region = image[tile.y:tile.y + tile.height, tile.x:tile.x + tile.width]
+    region[:] = (1 - window) * region + window * pixels
+
+
 def crop(image, tile):
     return image[tile.y:tile.y + tile.height, tile.x:tile.x + tile.width]
 
 
 def mean_losses(tile_losses):
-    """The tiles' losses averaged by area: each loss is a per-element mean, so this approximates
-    the loss of the whole image."""
+    """The whole image's losses from its tiles': content, tv and the remapping part of the style
+    loss are per-element means, averaged here by area; the style part is the whole image's
+    already (each tile's loss pools the others' statistics), so averaging keeps it."""
     areas = np.array([area for area, _ in tile_losses], dtype=np.float64)
-    return (np.array([losses for _, losses in tile_losses], dtype=np.float64) * areas[:, None]).sum(0) / areas.sum()
+    losses = (np.array([losses for _, losses in tile_losses], dtype=np.float64) * areas[:, None]).sum(0) / areas.sum()
+    losses[3] = losses[:3].sum()  # a tile's total weighs its style part by the whole's area over its own
+    return losses
+
+
+class PooledStatistics:
+    """The tiles' style statistics as running sums (float64, on the host): the statistics of all
+    tiles but one cost one subtraction, however many tiles there are."""
+
+    def __init__(self, statistics):
+        self.sums = {tile: self._sums(s) for tile, s in statistics.items()}
+        self.total = {layer: [sum(s[layer][k] for s in self.sums.values()) for k in range(4)]
+                      for layer in next(iter(self.sums.values()))}
+
+    @staticmethod
+    def _sums(statistics):
+        """{layer: [n, Gram sum, sum of F, sum of F^2]}."""
+        out = {}
+        for layer, s in statistics.items():
+            n, mean, var = float(s.positions), s.mean.numpy().astype(np.float64), s.var.numpy().astype(np.float64)
+            out[layer] = [n, s.gram_sum.numpy().astype(np.float64), n * mean, n * (var + mean ** 2)]
+        return out
+
+    def update(self, tile, statistics):
+        new = self._sums(statistics)
+        for layer, sums in new.items():
+            self.total[layer] = [t - old + s for t, old, s in zip(self.total[layer], self.sums[tile][layer], sums)]
+        self.sums[tile] = new
+
+    def outside(self, tiles):
+        """{layer: Statistics} of every tile but `tiles`."""
+        out = {}
+        for layer, total in self.total.items():
+            n, gram_sum, s1, s2 = (t - sum(self.sums[tile][layer][k] for tile in tiles) for k, t in enumerate(total))
+            mean = s1 / n
+            out[layer] = Statistics(np.float32(n), gram_sum.astype(np.float32), mean.astype(np.float32),
+                                    np.maximum(s2 / n - mean ** 2, 0.0).astype(np.float32))
+        return out
 
 
 def stylize_tiled(net, initial, content, styles, style_blend_weights, weights, tile_size, optim="lbfgs",
@@ -160,33 +212,65 @@ def stylize_tiled(net, initial, content, styles, style_blend_weights, weights, t
         shape = (tile.height, tile.width)
         if shape not in stylizers:
             stylizers[shape] = Stylizer(net, crop(content, tile), [], style_blend_weights, weights,
-                                        style_targets=targets)
+                                        style_targets=targets, part=True)
         else:
             stylizers[shape].set_content(crop(content, tile))
         return stylizers[shape]
 
+    # From the second pass on (see above), a tile pools its own statistics with those of the tiles
+    # outside its colour group, as the previous group left them. Its own stand for its whole group,
+    # optimised at the same time: each tile assumes the others do as it does (counting its own
+    # once, each made up the whole image's shortfall and together they overshot).
+    area = {t: t.height * t.width for t in tiles}
+    group_of = {t: group for group in colour_groups(tiles) for t in group}
+    group_area = {t: sum(area[s] for s in group_of[t]) for t in tiles}
+    total_area = sum(area.values())
+
+    def prepare(tile, pooled=None):
+        """The tile's stylizer, aimed at its content and at the rest of the image."""
+        stylizer = stylizer_for(tile)
+        if pooled is None or group_area[tile] == total_area:
+            stylizer.set_rest()
+        else:
+            stylizer.set_rest(pooled.outside(group_of[tile]), group_area[tile] / area[tile],
+                              total_area / group_area[tile])
+        return stylizer
+
+    def statistics(tile):  # needs only a stylizer of the tile's size, not its content
+        return stylizers[(tile.height, tile.width)].statistics(crop(image, tile))
+
     # The level's starting losses: each tile's, before any iteration.
-    start_losses = [(t.height * t.width, stylizer_for(t).loss_and_grad(
-        net.preprocess(crop(image, t))[None])[0].numpy()) for t in tiles]
+    start_losses = [(t.height * t.width, prepare(t).loss_and_grad(net.preprocess(crop(image, t))[None])[0].numpy())
+                    for t in tiles]
     print_losses(mean_losses(start_losses))
-    done, losses = 0, None
+    done, losses, pooled = 0, None, None
     try:
         for p, count in enumerate(counts):
             tile_losses = []
             bar.set_description(f"{desc + ' ' if desc else ''}pass {p + 1}/{len(counts)}")
-            for tile in tiles:
-                region = (slice(tile.y, tile.y + tile.height), slice(tile.x, tile.x + tile.width))
-                window = windows[tile]
+            if p == 1:
+                pooled = PooledStatistics({t: statistics(t) for t in tiles})
+            for group in colour_groups(tiles):
+                # Tiles of a group never overlap and all see the statistics the previous group left:
+                # each could run anywhere, in any order, with the same result.
+                finished = []
                 try:
-                    for step in stylize(net, crop(image, tile), None, None, style_blend_weights, weights,
-                                        optim=optim, iterations=int(count), stylizer=stylizer_for(tile), bar=bar,
-                                        quiet=True, on_iteration=on_iteration, **optimizer_flags):
-                        pass
-                except (Interrupted, NumericalError) as e:  # keep this tile's best so far
-                    image[region] = (1 - window) * image[region] + window * e.partial_image
+                    for tile in group:
+                        for step in stylize(net, crop(image, tile), None, None, style_blend_weights, weights,
+                                            optim=optim, iterations=int(count), stylizer=prepare(tile, pooled),
+                                            bar=bar, quiet=True, on_iteration=on_iteration, **optimizer_flags):
+                            pass
+                        finished.append((tile, step))
+                except (Interrupted, NumericalError) as e:  # keep the group's results and this tile's best so far
+                    for t, s in finished + [(tile, Step(0, e.partial_image, False))]:
+                        blend(image, t, windows[t], s.image)
                     raise
-                image[region] = (1 - window) * image[region] + window * step.image
-                tile_losses.append((tile.height * tile.width, step.losses))
+                for tile, step in finished:
+                    blend(image, tile, windows[tile], step.image)
+                    tile_losses.append((tile.height * tile.width, step.losses))
+                if pooled is not None:
+                    for tile, _ in finished:
+                        pooled.update(tile, statistics(tile))
             done += int(count)
             losses = mean_losses(tile_losses)
             last = done == iterations

@@ -117,6 +117,43 @@ def test_total_loss_matches_numpy(data, kind, ashift):
     np.testing.assert_allclose(got, [content_loss, style_loss, tv, content_loss + style_loss + tv], rtol=2e-4)
 
 
+@pytest.mark.parametrize("kind", ["gram", "mean", "distr"])
+def test_loss_of_a_part_pools_the_whole_images_statistics(data, kind):
+    """A tile's loss (part=True): its style term compares the whole image's statistics (the rest's
+    pooled with its own, counted `own_weight` times) with the targets; its total counts that term
+    `scale` times. Alone it is the ordinary loss."""
+    content, styles, image = data
+    net = tiny_net(3)
+    w = LossWeights(content_weight=3.0, style_weight=70.0, style_feat_type=kind, tv_weight=2.5, ashift=5.0,
+                    style_distr_weight=2.0)
+    pre = [net.preprocess(s) for s in styles]
+    x = tf.constant(net.preprocess(image)[None])
+    whole = TransferLoss(net, net.preprocess(content), pre, [0.5, 0.5], w)
+    part = TransferLoss(net, net.preprocess(content), pre, [0.5, 0.5], w, part=True)
+    np.testing.assert_allclose(part(x).numpy(), whole(x).numpy(), rtol=1e-6)
+    other = np.random.default_rng(5).uniform(0, 255, (14, 10, 3)).astype(np.float32)
+    part.set_rest(part.statistics(tf.constant(net.preprocess(other)[None])), own_weight=2.0, scale=3.0)
+    got = part(x).numpy()
+
+    F, R, P = (acts(net, net.preprocess(i)) for i in (image, other, content))
+    S = [acts(net, p) for p in pre]
+    sw = dict(zip(net.STYLE_LAYERS, np_geometric(1.0, 3)))
+
+    def style_term(features):  # the style loss of an image whose features are `features`
+        return sum(70.0 * 0.5 * sw[l] * np_style_layer(features[l], s[l], kind, 5.0) for s in S for l in net.STYLE_LAYERS)
+    # The whole image: the rest's positions and this part's twice (own_weight 2).
+    pooled = {l: np.concatenate([R[l].reshape(-1, R[l].shape[2])] + [F[l].reshape(-1, F[l].shape[2])] * 2)[:, None]
+              for l in net.STYLE_LAYERS}
+    pooled_style = style_term(pooled)
+    remap = sum(np_distr(F[l], s[l], 2.0) for s in S for l in net.STYLE_LAYERS)
+    content_loss = np_content(F, P, dict(zip(net.CONTENT_LAYERS, [1.0, 0.0])), 3.0)
+    tv = np_tv(net.preprocess(image).astype(np.float64), 2.5)
+    np.testing.assert_allclose(got, [content_loss, pooled_style + remap, tv,
+                                     content_loss + 3.0 * pooled_style + remap + tv], rtol=5e-4)
+    part.set_rest()  # alone again
+    np.testing.assert_allclose(part(x).numpy(), whole(x).numpy(), rtol=1e-6)
+
+
 def test_distribution_remapping_loss_matches_numpy(data):
     content, styles, image = data
     net = tiny_net(2)

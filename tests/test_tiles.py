@@ -195,3 +195,66 @@ def test_tiled_checkpoints_colours_and_optimizers(tmp_path, optim):
 def test_tile_size_flag_is_validated():
     with pytest.raises(neural_style.UsageError, match="--tile-size"):
         neural_style.main(["--content", "c.jpg", "--styles", "s.jpg", "--tile-size", "64"])
+
+
+def test_interrupting_a_tiled_run_writes_the_whole_best_image(tmp_path):
+    """Ctrl-C in the middle of a tiled level: the whole image (every tile's best so far blended
+    in) is written, marked partial; the checkpoints already written stay."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from conftest import ROOT
+    out = tmp_path / "out.png"
+    process = subprocess.Popen(
+        [sys.executable, os.path.join(ROOT, "neural_style.py"), "--content", input_path("coffee.png"),
+         "--styles", input_path("the_scream.jpg"), "--network-type", "sqz", "--width", "200", "--tile-size", "128",
+         "--iterations", "100000", "--checkpoint-iterations", "50", "--checkpoint-output", str(tmp_path / "ck%s.png"),
+         "--output", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    deadline = time.monotonic() + 240
+    while not list(tmp_path.glob("ck*.png")) and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.2)  # until the first pass over all tiles has ended and been checkpointed
+    time.sleep(1.0)  # now inside the second pass, in some tile
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr and "partial" in stderr and "tiled: 4 tiles" in stderr
+    saved = images.load_image(str(out))
+    assert saved.shape == (133, 200, 3)
+    assert json.loads(images.read_params(str(out)))["partial"] == "interrupted"
+    assert [p.name for p in tmp_path.glob("ck*.png")] == ["ck0133x0200-0050.png"]
+    checkpoint = images.load_image(str(tmp_path / "ck0133x0200-0050.png"))
+    # The partial image carries the first pass and whatever the second did: it is a stylised
+    # whole, not the content, and no tile is missing (each quadrant differs from the content).
+    content = images.resize_to_width(images.load_image(input_path("coffee.png")), 200).astype(float)
+    for quadrant in (np.s_[:66, :100], np.s_[:66, 100:], np.s_[66:, :100], np.s_[66:, 100:]):
+        assert np.abs(saved[quadrant] - content[quadrant]).mean() > 10
+    assert np.abs(saved.astype(float) - checkpoint).mean() < np.abs(saved - content).mean()
+    assert not list(tmp_path.glob(".tmp-*"))
+
+
+def test_pooled_statistics_of_the_tiles_outside_a_group():
+    """The running sums give the statistics of every tile but a group's, as computed from the
+    pooled features themselves; updating one tile changes them accordingly."""
+    from stylize import statistics_of
+    rng = np.random.default_rng(0)
+    features = {name: rng.normal(3.0, 2.0, (1, h, 5, 4)).astype(np.float32)
+                for name, h in (("a", 6), ("b", 3), ("c", 8))}
+
+    def stats(f):
+        return {"layer": statistics_of(tf.constant(f), 1.5)}
+
+    def expected(names):
+        f = np.concatenate([features[n].reshape(-1, 4) for n in names]).astype(np.float64)
+        return len(f), (f + 1.5).T @ (f + 1.5), f.mean(0), f.var(0)
+
+    pooled = tiles.PooledStatistics({n: stats(f) for n, f in features.items()})
+    for group, rest in ((["a"], "bc"), (["b", "c"], "a"), (["c"], "ab")):
+        got = pooled.outside(group)["layer"]
+        for g, e in zip(got, expected(rest)):
+            np.testing.assert_allclose(g, e, rtol=1e-4, atol=1e-4)
+    features["b"] = rng.normal(-1.0, 0.5, (1, 7, 5, 4)).astype(np.float32)
+    pooled.update("b", stats(features["b"]))
+    for g, e in zip(pooled.outside(["a"])["layer"], expected("bc")):
+        np.testing.assert_allclose(g, e, rtol=1e-4, atol=1e-4)
