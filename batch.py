@@ -1,11 +1,12 @@
 """Run neural_style.py over every content x style pair, resumably.
 
     python batch.py --contents photos/ --styles paintings/ [--output-dir DIR]
-                    [--luma-transfer MODE] [--collage MODE] [any neural_style.py flag]
+                    [--luma-transfer MODE] [--collage MODE] [--ray [ADDRESS]] [any neural_style.py flag]
 
 Each pair gets neural_style.py's auto-generated name in --output-dir. A pair whose output
 already exists (and is not a partial result) is skipped, so a stopped batch resumes where it
 stopped. `--luma-transfer` and `--collage` run luma_transfer.py / build_collage.py on each result.
+With `--ray`, each pair is a task on a Ray cluster (cluster.py); results are written here.
 """
 import json
 import os
@@ -86,38 +87,88 @@ def main(argv=None):
             extra_outputs += [names.with_suffix(output, suffix) for suffix in COLLAGE_SUFFIXES.values()]
         for path in [output] + extra_outputs:
             neural_style.check_not_over_inputs(pair_args, path, "the output")
+        if pair_args.ray and pair_args.checkpoint_iterations:
+            raise UsageError("--checkpoint-iterations cannot be used with --ray in batch.py: a pair's checkpoints "
+                             "would be written on the worker that runs it (Ray re-runs a pair whose worker died)")
         plan.append((content, style, argv_pair, pair_args, output))
 
+    def extras(content, style, pair_args, output):
+        """The colour-transferred copy and the collage of a finished output (on this machine)."""
+        if args.luma_transfer:
+            transfer_file(output, content, args.luma_transfer,
+                          names.with_suffix(output, colour_suffix(args.luma_transfer)))
+        if args.collage:
+            result, content_image = images.load_image(output), images.load_image(content)
+            if not pair_args.no_collage:  # the output is already a collage: use its top part
+                result = result[:images.size_at_width(content_image.shape, result.shape[1])[0]]
+            collage, collage_suffix = build_collage(result, content_image, images.load_image(style), args.collage)
+            images.save_image(names.with_suffix(output, collage_suffix), collage)
+
+    def pair_name(content, style):
+        return f"{os.path.basename(content)} x {os.path.basename(style)}"
+
     failures = []
-    for content, style, argv_pair, pair_args, output in tqdm(plan, desc="pairs", unit="pair", disable=None,
-                                                             file=sys.stderr):
+    todo = []
+    for content, style, argv_pair, pair_args, output in plan:
         if is_complete(output):
-            tqdm.write(f"skipping {os.path.basename(content)} x {os.path.basename(style)}: {output} exists",
-                       file=sys.stdout)
-            continue
-        tqdm.write(f"{os.path.basename(content)} x {os.path.basename(style)} -> {output}", file=sys.stdout)
+            print(f"skipping {pair_name(content, style)}: {output} exists")
+        else:
+            todo.append((content, style, argv_pair, pair_args, output))
+
+    def run_here(todo):
+        """The pairs one after another in this process."""
+        for content, style, argv_pair, pair_args, output in tqdm(todo, desc="pairs", unit="pair", disable=None,
+                                                                 file=sys.stderr):
+            tqdm.write(f"{pair_name(content, style)} -> {output}", file=sys.stdout)
+            try:
+                neural_style.main(argv_pair + ["--output", output])
+                extras(content, style, pair_args, output)
+            except ToolError as e:
+                tqdm.write(f"error: {pair_name(content, style)}: {e}", file=sys.stderr)
+                failures.append((content, style))
+            except Interrupted:
+                tqdm.write("batch interrupted: run the same command again to resume", file=sys.stderr)
+                raise
+
+    def run_on_ray(todo):
+        """Every pair a Ray task; the results come back here to be written."""
+        import cluster
+        pairs = {output: (content, style) for content, style, _, _, output in todo}
+        bar = tqdm(total=len(todo), desc="pairs", unit="pair", disable=None, file=sys.stderr)
+
+        def on_result(pair_args, output, result):
+            content, style = pairs[output]
+            try:
+                if "image" in result:
+                    images.save_image(output, result["image"], result["params"])
+                if "error" in result:
+                    raise ToolError(result["error"] + (f"; the best finite image (partial) was written to {output}"
+                                                       if "image" in result else ""))
+                extras(content, style, pair_args, output)
+                tqdm.write(f"{pair_name(content, style)} -> {output}", file=sys.stdout)
+            except ToolError as e:
+                tqdm.write(f"error: {pair_name(content, style)}: {e}", file=sys.stderr)
+                failures.append((content, style))
+            bar.update(1)
         try:
-            neural_style.main(argv_pair + ["--output", output])
-            if args.luma_transfer:
-                transfer_file(output, content, args.luma_transfer,
-                              names.with_suffix(output, colour_suffix(args.luma_transfer)))
-            if args.collage:
-                result, content_image = images.load_image(output), images.load_image(content)
-                if not pair_args.no_collage:  # the output is already a collage: use its top part
-                    result = result[:images.size_at_width(content_image.shape, result.shape[1])[0]]
-                collage, collage_suffix = build_collage(result, content_image, images.load_image(style),
-                                                        args.collage)
-                images.save_image(names.with_suffix(output, collage_suffix), collage)
-        except ToolError as e:
-            tqdm.write(f"error: {os.path.basename(content)} x {os.path.basename(style)}: {e}", file=sys.stderr)
-            failures.append((content, style))
+            cluster.run_pairs(todo[0][3].ray, [(pair_args, output) for _, _, _, pair_args, output in todo], on_result,
+                              log=lambda message: tqdm.write(message, file=sys.stderr))
         except Interrupted:
-            tqdm.write("batch interrupted: run the same command again to resume", file=sys.stderr)
+            tqdm.write("batch interrupted: finished pairs are kept; run the same command again to resume",
+                       file=sys.stderr)
             raise
+        finally:
+            bar.close()
+
+    if todo and todo[0][3].ray:
+        run_on_ray(todo)
+    else:
+        run_here(todo)
     done = len(plan) - len(failures)
     print(f"{done} of {len(plan)} pairs done" + (f", {len(failures)} failed" if failures else ""))
     if failures:
-        raise ToolError(f"{len(failures)} pair(s) failed (see above); run the same command again to retry them")
+        listed = "; ".join(pair_name(content, style) for content, style in failures)
+        raise ToolError(f"{len(failures)} pair(s) failed: {listed}; run the same command again to retry them")
 
 
 def cli():

@@ -1,4 +1,5 @@
 """Image input and output, in one place: load any image as 8-bit RGB, resize, save atomically."""
+import io
 import os
 import re
 import tempfile
@@ -13,8 +14,8 @@ JPEG_QUALITY = 95
 PARAMS_KEY = "neural-style"  # PNG text chunk / JPEG comment key holding the run's parameters
 
 
-def load_image(path, what="image"):
-    """Read `path` as an HxWx3 uint8 RGB array.
+def load_image(path, what="image", data=None):
+    """Read `path` (or `data`, the bytes of the file named `path`) as an HxWx3 uint8 RGB array.
 
     EXIF orientation is applied; greyscale becomes three equal channels, alpha is dropped,
     palette, CMYK and 16-bit images are converted. Every failure is a ToolError naming the file.
@@ -23,7 +24,7 @@ def load_image(path, what="image"):
         with warnings.catch_warnings():
             # Pillow warns before its hard decompression-bomb limit; we only refuse past the limit.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
+            with Image.open(path if data is None else io.BytesIO(data)) as img:
                 img.load()
                 img = ImageOps.exif_transpose(img)
                 return to_rgb_array(img)

@@ -116,6 +116,16 @@ def build_parser():
                         "(default: tile only a level that would not fit in the free memory, with the largest "
                         "tile that fits; on a GPU, whose free memory is not known in advance, give it)")
 
+    g = p.add_argument_group("Ray cluster (pip install '.[ray]')")
+    g.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                   help="optimise the tiles of tiled levels as Ray tasks (with batch.py: run each pair as one); "
+                        "no ADDRESS starts a local Ray for the run, 'auto' or host:port or ray://host:port "
+                        "joins an existing cluster")
+    g.add_argument("--cpus-per-task", type=int, default=1, metavar="N",
+                   help="CPUs each Ray task asks for; TensorFlow uses that many threads (default: %(default)s)")
+    g.add_argument("--gpus-per-task", type=float, default=0, metavar="N",
+                   help="GPUs each Ray task asks for (default: %(default)s)")
+
     g = p.add_argument_group("hierarchy")
     g.add_argument("--max-hierarchy", type=int, default=1, metavar="L",
                    help="up to L scales, each half the size of the next, smallest first; 1 is plain "
@@ -188,6 +198,8 @@ def validate(args):
             raise UsageError(f"{flag} must be at least 0 and below 1, got {value}")
     if not args.eps > 0:
         raise UsageError(f"--eps must be above 0, got {args.eps}")
+    if args.cpus_per_task < 1 or not args.gpus_per_task >= 0:
+        raise UsageError("--cpus-per-task must be at least 1 and --gpus-per-task 0 or more")
     if args.tile_size is not None and args.tile_size != 0 and args.tile_size < MIN_TILE_SIZE:
         raise UsageError(f"--tile-size must be 0 (no tiles) or at least {MIN_TILE_SIZE}, got {args.tile_size}")
 
@@ -345,9 +357,10 @@ def plan_memory(module, levels, optim, weights_path, tile_size=None, log=print):
     return plan, network.estimate_memory(module.NETWORK, sizes, optim, weights_bytes, plan)
 
 
-def transfer(args, content, styles, initial, net, levels, log=print, on_iteration=None, tile_sizes=None):
+def transfer(args, content, styles, initial, net, levels, log=print, on_iteration=None, tile_sizes=None,
+             workers=None):
     """Run the hierarchy of scales; returns the full-size result (float HxWx3).
-    `tile_sizes[level]` (None: whole) runs a level in tiles (tiles.py).
+    `tile_sizes[level]` (None: whole) runs a level in tiles (tiles.py), on Ray `workers` if given.
     `on_iteration(level, i, losses)` is called after every iteration (for benchmarks)."""
     from stylize import LossWeights, stylize
     from tiles import stylize_tiled
@@ -372,7 +385,7 @@ def transfer(args, content, styles, initial, net, levels, log=print, on_iteratio
         if len(levels) > 1:
             log(f"hierarchy level {len(levels) - level}/{len(levels)}: {width}x{height}, {iterations} iterations")
         tile = tile_sizes[level] if tile_sizes else None
-        run = partial(stylize_tiled, tile_size=tile) if tile else stylize
+        run = partial(stylize_tiled, tile_size=tile, workers=workers) if tile else stylize
         try:
             for step in run(net, start, level_content, level_styles, blend, weights, optim=args.optim,
                             iterations=iterations, print_iterations=args.print_iterations,
@@ -412,31 +425,9 @@ def main(argv=None):
     images.check_writable(output)
     if args.checkpoint_iterations:
         images.check_writable(args.checkpoint_output % "x")
-    content = images.load_image(args.content, "content image")
-    styles = [images.load_image(path, "style image") for path in args.styles]
-    initial = images.load_image(args.initial, "initial image") if args.initial else None
-
-    # Everything that can be refused is checked before any large allocation or computation.
-    height, width = images.size_at_width(content.shape, args.width) if args.width else content.shape[:2]
-    levels = hierarchy_levels(height, width, args.iterations, args.max_hierarchy)
-    module = network_module(args.network_type)
-    check_sizes(levels, styles, args.style_scales or [1.0] * len(styles), module.NETWORK)
-    import network
-    import tensorflow as tf
-    weights_path = network.find_weights(module.SOURCE, args.network_file)
-    tile_sizes, estimate = plan_memory(module, levels, args.optim, weights_path, args.tile_size)
-    args.tiled_levels = {f"{w}x{h}": t for (h, w, _), t in zip(levels, tile_sizes) if t}  # stored in the output
-
-    content = images.resize(content, (height, width))
-    if initial is not None:
-        initial = images.resize(initial, (height, width))
-    if args.preserve_colors == "before":
-        styles = [colortransfer(content, style, "hsv") for style in styles]
-    net = module.load(weights_path, args.pooling, compute_dtype(args.precision, args.network_type))
+    content, styles, initial = load_inputs(args)
     try:
-        result = transfer(args, content, styles, initial, net, levels, tile_sizes=tile_sizes)
-    except (tf.errors.ResourceExhaustedError, MemoryError):
-        raise ToolError("out of memory: " + memory_advice(estimate)) from None
+        result = render(args, content, styles, initial)
     except Interrupted as e:
         if getattr(e, "partial_image", None) is not None:
             images.save_image(output, e.partial_image, params_text(args, partial="interrupted"))
@@ -445,10 +436,53 @@ def main(argv=None):
     except NumericalError as e:
         images.save_image(output, e.partial_image, params_text(args, partial="stopped: the loss was not finite"))
         raise ToolError(f"{e}; the best finite image (partial) was written to {output}") from None
-    if not args.no_collage:
-        result, _ = build_collage(result, content, styles[0], "crop")
     images.save_image(output, result, params_text(args))
     print(f"wrote {output} in {time.time() - started:.1f} s")
+
+
+def load_inputs(args, read=None):
+    """The run's content, style and initial images (uint8 arrays). `read(path)` gives a file's
+    bytes where the files are not on this machine (a Ray worker is sent them)."""
+    def load(path, what):
+        return images.load_image(path, what, data=read(path) if read else None)
+    return (load(args.content, "content image"), [load(path, "style image") for path in args.styles],
+            load(args.initial, "initial image") if args.initial else None)
+
+
+def render(args, content, styles, initial, log=print):
+    """Everything between the loaded images and the result (float HxWx3, the collage included):
+    sizes, memory plan, network, the hierarchy of scales. Notes the tiled levels in `args`."""
+    # Everything that can be refused is checked before any large allocation or computation.
+    height, width = images.size_at_width(content.shape, args.width) if args.width else content.shape[:2]
+    levels = hierarchy_levels(height, width, args.iterations, args.max_hierarchy)
+    module = network_module(args.network_type)
+    check_sizes(levels, styles, args.style_scales or [1.0] * len(styles), module.NETWORK)
+    import network
+    import tensorflow as tf
+    weights_path = network.find_weights(module.SOURCE, args.network_file)
+    tile_sizes, estimate = plan_memory(module, levels, args.optim, weights_path, args.tile_size, log)
+    args.tiled_levels = {f"{w}x{h}": t for (h, w, _), t in zip(levels, tile_sizes) if t}  # stored in the output
+
+    content = images.resize(content, (height, width))
+    if initial is not None:
+        initial = images.resize(initial, (height, width))
+    if args.preserve_colors == "before":
+        styles = [colortransfer(content, style, "hsv") for style in styles]
+    net = module.load(weights_path, args.pooling, compute_dtype(args.precision, args.network_type))
+    workers = None
+    if args.ray and any(tile_sizes):
+        import cluster
+        workers = cluster.TileWorkers(args, log=lambda message: print(message, file=sys.stderr))
+    try:
+        result = transfer(args, content, styles, initial, net, levels, log, tile_sizes=tile_sizes, workers=workers)
+    except (tf.errors.ResourceExhaustedError, MemoryError):
+        raise ToolError("out of memory: " + memory_advice(estimate)) from None
+    finally:
+        if workers is not None:
+            workers.close()
+    if not args.no_collage:
+        result, _ = build_collage(result, content, styles[0], "crop")
+    return result
 
 
 def cli():

@@ -186,11 +186,12 @@ class PooledStatistics:
 
 def stylize_tiled(net, initial, content, styles, style_blend_weights, weights, tile_size, optim="lbfgs",
                   iterations=1000, print_iterations=None, checkpoint_iterations=None, initial_noiseblend=0.0,
-                  rng=None, desc=None, on_iteration=None, **optimizer_flags):
+                  rng=None, desc=None, on_iteration=None, workers=None, **optimizer_flags):
     """Optimise a level in tiles of at most `tile_size` pixels a side; a generator like
     stylize.stylize: Step(iteration, whole image, final, mean tile losses) at each checkpoint and
     at the end. On Ctrl-C or a non-finite loss the exception carries `partial_image`, the whole
-    image with every tile's best so far blended in."""
+    image with every tile's best so far blended in. `workers` (cluster.TileWorkers) optimises
+    each colour group's tiles on a Ray cluster; this process blends them."""
     height, width = content.shape[:2]
     # The style targets come from the whole style images, a tile-sized piece at a time.
     targets = StyleTargets(net, [net.preprocess(np.asarray(s, np.float32)) for s in styles], style_blend_weights,
@@ -226,15 +227,42 @@ def stylize_tiled(net, initial, content, styles, style_blend_weights, weights, t
     group_area = {t: sum(area[s] for s in group_of[t]) for t in tiles}
     total_area = sum(area.values())
 
+    def rest_of(tile, pooled=None):
+        """set_rest's arguments for the tile: the rest of the image, its own weight, the scale."""
+        if pooled is None or group_area[tile] == total_area:
+            return None, 1.0, 1.0
+        return pooled.outside(group_of[tile]), group_area[tile] / area[tile], total_area / group_area[tile]
+
     def prepare(tile, pooled=None):
         """The tile's stylizer, aimed at its content and at the rest of the image."""
         stylizer = stylizer_for(tile)
-        if pooled is None or group_area[tile] == total_area:
-            stylizer.set_rest()
-        else:
-            stylizer.set_rest(pooled.outside(group_of[tile]), group_area[tile] / area[tile],
-                              total_area / group_area[tile])
+        stylizer.set_rest(*rest_of(tile, pooled))
         return stylizer
+
+    def optimise_here(group, count, pooled):
+        """The group's tiles optimised one after another in this process: [(tile, Step)]."""
+        finished = []
+        try:
+            for tile in group:
+                for step in stylize(net, crop(image, tile), None, None, style_blend_weights, weights,
+                                    optim=optim, iterations=count, stylizer=prepare(tile, pooled), bar=bar,
+                                    quiet=True, on_iteration=on_iteration, **optimizer_flags):
+                    pass
+                finished.append((tile, step))
+        except (Interrupted, NumericalError) as e:  # keep the group's results and this tile's best so far
+            e.finished = finished + [(tile, Step(0, e.partial_image, False))]
+            raise
+        return finished
+
+    def optimise_on_ray(group, count, pooled):
+        """The group's tiles optimised at the same time on Ray actors: [(tile, Step)]."""
+        jobs = [(crop(image, t), crop(content, t), *rest_of(t, pooled)) for t in group]
+        try:
+            return list(zip(group, workers.optimise(jobs, targets, style_blend_weights, weights, optim, count,
+                                                    optimizer_flags, bar)))
+        except (Interrupted, NumericalError) as e:
+            e.finished = [(group[i], step) for i, step in e.finished]
+            raise
 
     def statistics(tile):  # needs only a stylizer of the tile's size, not its content
         return stylizers[(tile.height, tile.width)].statistics(crop(image, tile))
@@ -252,18 +280,12 @@ def stylize_tiled(net, initial, content, styles, style_blend_weights, weights, t
                 pooled = PooledStatistics({t: statistics(t) for t in tiles})
             for group in colour_groups(tiles):
                 # Tiles of a group never overlap and all see the statistics the previous group left:
-                # each could run anywhere, in any order, with the same result.
-                finished = []
+                # they can run anywhere, in any order, with the same result.
                 try:
-                    for tile in group:
-                        for step in stylize(net, crop(image, tile), None, None, style_blend_weights, weights,
-                                            optim=optim, iterations=int(count), stylizer=prepare(tile, pooled),
-                                            bar=bar, quiet=True, on_iteration=on_iteration, **optimizer_flags):
-                            pass
-                        finished.append((tile, step))
-                except (Interrupted, NumericalError) as e:  # keep the group's results and this tile's best so far
-                    for t, s in finished + [(tile, Step(0, e.partial_image, False))]:
-                        blend(image, t, windows[t], s.image)
+                    finished = (optimise_on_ray if workers else optimise_here)(group, int(count), pooled)
+                except (Interrupted, NumericalError) as e:
+                    for tile, step in getattr(e, "finished", []):
+                        blend(image, tile, windows[tile], step.image)
                     raise
                 for tile, step in finished:
                     blend(image, tile, windows[tile], step.image)

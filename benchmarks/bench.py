@@ -28,6 +28,22 @@ SQZ_WEIGHTS = os.path.join(SHARED, "weights", "sqz_notop.mat")
 sys.path.insert(0, ROOT)
 
 
+def cpu_description():
+    """The CPU model and whether it has AVX-512 and bfloat16: figures are only comparable on one."""
+    model, flags = "unknown CPU", set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name") and model == "unknown CPU":
+                    model = line.split(":", 1)[1].strip()
+                elif line.startswith("flags") and not flags:
+                    flags = set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return (f"CPU: {model}, {os.cpu_count()} cores, AVX-512 {'yes' if 'avx512f' in flags else 'no'}, "
+            f"bfloat16 {'yes' if 'avx512_bf16' in flags or 'amx_bf16' in flags else 'no'}")
+
+
 def peak_rss_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
@@ -160,6 +176,81 @@ def time_to_quality(size, iterations):
     return {"final_loss_h1": final, "size": f"{content.shape[1]}x{content.shape[0]}", "runs": result}
 
 
+def print_size_images(width, height):
+    """The bundled cat photo and Starry Night, both resized to `width` (as --style-scales 1 does)."""
+    import images
+    inputs = os.path.join(ROOT, "examples", "inputs")
+    content = images.resize(images.load_image(os.path.join(inputs, "cat.png")), (height, width))
+    style = images.load_image(os.path.join(inputs, "starry_night.jpg"))
+    style = images.resize(style, images.size_at_width(style.shape, width))
+    return content.astype("float32"), style.astype("float32")
+
+
+def level_run(network, width, height, tile_size, iterations):
+    """One level of width x height, whole (tile_size 0) or tiled, L-BFGS from the content, in this
+    process: wall seconds (everything from the style targets to the result) and peak memory."""
+    import stylize
+    import tiles
+    net = build_network(network)
+    content, style = print_size_images(width, height)
+    started = time.perf_counter()
+    if tile_size:
+        run = tiles.stylize_tiled(net, content, content, [style], [1.0], stylize.LossWeights(), tile_size,
+                                  iterations=iterations)
+    else:
+        run = stylize.stylize(net, content, content, [style], [1.0], iterations=iterations)
+    for step in run:
+        pass
+    return {"seconds": time.perf_counter() - started, "peak_mb": peak_rss_mb(), "final_total": float(step.losses[3])}
+
+
+def cli_run(argv):
+    """neural_style.py in this process (its own memory planning, tiling and output): wall seconds
+    and the peak memory of the whole process."""
+    import neural_style
+    started = time.perf_counter()
+    code = neural_style.main(argv)
+    return {"code": code or 0, "seconds": time.perf_counter() - started, "peak_mb": peak_rss_mb()}
+
+
+def tiled_cases(out_dir):
+    """Memory that does not grow with the image, print sizes that complete, the cost of the overlap."""
+    import tiles
+    print("tiled levels (L-BFGS from the content; peak = resident memory of the whole process):", flush=True)
+    tile = 1024
+    for network, (width, height), iterations in (("sqz", (4096, 3072), 3), ("vgg", (4000, 3000), 1)):
+        one = tiles.grid(height, width, tile)[0]
+        plain = in_subprocess("level_run", network=network, width=one.width, height=one.height, tile_size=0,
+                              iterations=iterations)
+        tiled = in_subprocess("level_run", network=network, width=width, height=height, tile_size=tile,
+                              iterations=iterations)
+        buffers = 3 * 4 * width * height * 4 / 2**20  # four float32 whole-level images: content, image, start, result
+        print(f"  {network} {width}x{height} in {len(tiles.grid(height, width, tile))} tiles of "
+              f"{one.width}x{one.height}, {iterations} iteration(s): peak {tiled['peak_mb']:.0f} MB, "
+              f"{tiled['seconds']:.0f} s; one tile's size whole: peak {plain['peak_mb']:.0f} MB; "
+              f"ratio {tiled['peak_mb'] / plain['peak_mb']:.2f}, or {tiled['peak_mb'] / (plain['peak_mb'] + buffers):.2f} "
+              f"against it plus four whole-level images ({buffers:.0f} MB)", flush=True)
+    # The cost of the overlap: time per pixel per iteration, tiled against whole, at a size both fit.
+    width, height, tile, iterations = 1024, 768, 512, 40
+    whole = in_subprocess("level_run", network="sqz", width=width, height=height, tile_size=0, iterations=iterations)
+    tiled = in_subprocess("level_run", network="sqz", width=width, height=height, tile_size=tile, iterations=iterations)
+    count = len(tiles.grid(height, width, tile))
+    print(f"  sqz {width}x{height}, {iterations} iterations: whole {whole['seconds'] / (width * height * iterations) * 1e6:.2f} "
+          f"us/pixel/iteration, in {count} tiles of {tile} px {tiled['seconds'] / (width * height * iterations) * 1e6:.2f} "
+          f"({tiled['seconds'] / whole['seconds'] - 1:+.0%}); final total loss whole {whole['final_total']:.4g}, "
+          f"tiled (mean of tiles) {tiled['final_total']:.4g}", flush=True)
+    # Print size through the command line: it plans memory and tiles by itself.
+    inputs = os.path.join(ROOT, "examples", "inputs")
+    for width, extra in ((8000, ["--iterations", "3"]),
+                         (4096, ["--iterations", "20", "--max-hierarchy", "2", "--tile-size", "1024"])):
+        output = os.path.join(out_dir, f"cat_starry_{width}.png")
+        r = in_subprocess("cli_run", argv=["--content", os.path.join(inputs, "cat.png"), "--styles",
+                                           os.path.join(inputs, "starry_night.jpg"), "--network-type", "sqz",
+                                           "--width", str(width), "--no-collage", "--output", output] + extra)
+        print(f"  neural_style.py sqz --width {width} {' '.join(extra)}: exit {r['code']}, {r['seconds']:.0f} s, "
+              f"peak {r['peak_mb']:.0f} MB -> {output}", flush=True)
+
+
 def histogram_timing():
     import numpy as np
     import luma_transfer
@@ -222,7 +313,13 @@ def main():
     parser.add_argument("--quick", action="store_true", help="256 px cases only, no precision or hierarchy study")
     parser.add_argument("--precision-study", action="store_true",
                         help="also compare float32 / bfloat16 / float16 and XLA on the final loss")
+    parser.add_argument("--tiles", metavar="DIR", help="only the tiled-level cases (print sizes: about an hour "
+                        "on 2 cores); the print-size results are written to DIR")
     args = parser.parse_args()
+    print(cpu_description())
+    if args.tiles:
+        tiled_cases(args.tiles)
+        return
     sizes = (256,) if args.quick else (256, 512)
     print(f"{'network':8} {'size':>8} {'optim':6} {'s/iter':>8} {'floor s':>8} {'ratio':>6} "
           f"{'1st iter s':>10} {'peak MB':>8} {'floor peak MB':>13} traces")
