@@ -27,6 +27,11 @@ def _ray():
 
 def connect(address, cpus_per_task, log=print):
     """Start a local Ray (address 'local') or join a cluster ('auto', host:port, ray://...)."""
+    if "RAY_AUTH_MODE" not in os.environ and (os.environ.get("RAY_AUTH_TOKEN") or os.path.isfile(
+            os.path.expanduser(os.environ.get("RAY_AUTH_TOKEN_PATH", "~/.ray/auth_token")))):
+        # Ray's token authentication (on by default since 2.5x): with an explicit address, Ray
+        # sends this machine's token only in token mode, which it sets by itself only for 'auto'.
+        os.environ["RAY_AUTH_MODE"] = "token"
     ray = _ray()
     if ray.is_initialized():
         return ray
@@ -35,10 +40,9 @@ def connect(address, cpus_per_task, log=print):
         env.update(working_dir=ROOT, excludes=[".git", "tests", "benchmarks", "examples", "*.jpg", "*.png"])
     kwargs = dict(runtime_env=env, include_dashboard=False, configure_logging=False, log_to_driver=False)
     try:
-        if address == "local":
-            ray.init(address="local", _node_ip_address="127.0.0.1", **kwargs)
-        else:
-            ray.init(address=address, **kwargs)
+        if address == "local":  # this machine only: a Ray on the loopback interface
+            kwargs["_node_ip_address"] = "127.0.0.1"
+        ray.init(address=address, **kwargs)
     except (ConnectionError, RuntimeError, ValueError) as e:
         raise ToolError(f"cannot start or join Ray at {address}: {e}") from None
     # ray.init installs its own SIGTERM handler; ours raises Interrupted, which cancels the tasks.
@@ -63,6 +67,36 @@ def limit_threads():
             tf.config.threading.set_inter_op_parallelism_threads(threads)
         except RuntimeError:
             pass  # TensorFlow already started in this worker, with the same count
+
+
+class _Signals:
+    """While waiting on Ray, Ctrl-C and SIGTERM are noted, not raised: an exception raised inside
+    Ray's wait surfaces as a SystemError. `check()` raises Interrupted between waits."""
+
+    def __enter__(self):
+        self.caught = None
+        self.previous = {s: signal.signal(s, self._note) for s in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def _note(self, signum, frame):
+        self.caught = signum
+
+    def check(self):
+        if self.caught is not None:
+            _raise_interrupted(self.caught, None)
+
+    def __exit__(self, *exc):
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+
+
+def _wait(ray, refs, signals):
+    """The first of `refs` to finish, checking for Ctrl-C twice a second."""
+    while True:
+        done, _ = ray.wait(refs, num_returns=1, timeout=0.5)
+        signals.check()
+        if done:
+            return done[0]
 
 
 def _options(args):
@@ -118,16 +152,22 @@ def run_pairs(address, pairs, on_result, log=print):
         args = copy.copy(args)
         args.output = output  # stored in the result's parameters, as a run on one machine stores it
         paths = [args.content] + list(args.styles) + ([args.initial] if args.initial else [])
-        pending[task.options(**_options(args)).remote(args, paths, *[ref(p) for p in paths])] = (args, output)
+        try:
+            refs = [ref(p) for p in paths]
+        except OSError as e:
+            on_result(args, output, {"error": f"cannot read {e.filename}: {e.strerror}"})
+            continue
+        pending[task.options(**_options(args)).remote(args, paths, *refs)] = (args, output)
     try:
-        while pending:
-            done, _ = ray.wait(list(pending), num_returns=1)
-            args, output = pending.pop(done[0])
-            try:
-                result = ray.get(done[0])
-            except ray.exceptions.RayError as e:  # retries exhausted, or a bug: this pair fails
-                result = {"error": f"the Ray task failed: {str(e).splitlines()[0]}"}
-            on_result(args, output, result)
+        with _Signals() as signals:
+            while pending:
+                done = _wait(ray, list(pending), signals)
+                args, output = pending.pop(done)
+                try:
+                    result = ray.get(done)
+                except ray.exceptions.RayError as e:  # retries exhausted, or a bug: this pair fails
+                    result = {"error": f"the Ray task failed: {str(e).splitlines()[0]}"}
+                on_result(args, output, result)
     except (Interrupted, KeyboardInterrupt):
         _cancel(ray, pending)
         raise
@@ -197,27 +237,28 @@ class TileWorkers:
             self.targets, self.level, self.targets_ref = targets, self.level + 1, ray.put(targets)
         results, pending, queue, free = [None] * len(jobs), {}, list(enumerate(jobs)), list(self.actors)
         try:
-            while queue or pending:
-                while queue and free:
-                    i, job = queue.pop(0)
-                    actor = free.pop()
-                    pending[actor.optimise.remote(self.level, self.targets_ref, blend, weights, *job, optim, iterations,
-                                                  flags)] = (i, actor)
-                done, _ = ray.wait(list(pending), num_returns=1)
-                i, actor = pending.pop(done[0])
-                free.append(actor)
-                try:
-                    result = ray.get(done[0])
-                except ray.exceptions.RayError as e:
-                    raise ToolError(f"a tile failed on the Ray cluster: {str(e).splitlines()[0]}") from None
-                if "error" in result:  # a non-finite loss: keep this tile's best finite image
-                    error = NumericalError(result["error"])
-                    error.partial_image = result["image"]
-                    results[i] = Step(0, result["image"], False)
-                    raise error
-                results[i] = Step(iterations, result["image"], True, result["losses"])
-                if bar is not None:
-                    bar.update(iterations)
+            with _Signals() as signals:
+                while queue or pending:
+                    while queue and free:
+                        i, job = queue.pop(0)
+                        actor = free.pop()
+                        pending[actor.optimise.remote(self.level, self.targets_ref, blend, weights, *job, optim,
+                                                      iterations, flags)] = (i, actor)
+                    done = _wait(ray, list(pending), signals)
+                    i, actor = pending.pop(done)
+                    free.append(actor)
+                    try:
+                        result = ray.get(done)
+                    except ray.exceptions.RayError as e:
+                        raise ToolError(f"a tile failed on the Ray cluster: {str(e).splitlines()[0]}") from None
+                    if "error" in result:  # a non-finite loss: keep this tile's best finite image
+                        error = NumericalError(result["error"])
+                        error.partial_image = result["image"]
+                        results[i] = Step(0, result["image"], False)
+                        raise error
+                    results[i] = Step(iterations, result["image"], True, result["losses"])
+                    if bar is not None:
+                        bar.update(iterations)
         except (Interrupted, KeyboardInterrupt, NumericalError) as e:
             _cancel(ray, pending)
             e.finished = [(i, step) for i, step in enumerate(results) if step is not None]

@@ -473,6 +473,8 @@ def render(args, content, styles, initial, log=print):
     if args.ray and any(tile_sizes):
         import cluster
         workers = cluster.TileWorkers(args, log=lambda message: print(message, file=sys.stderr))
+    elif args.ray:
+        print("--ray: no level of this run is tiled (see --tile-size), so it runs here", file=sys.stderr)
     try:
         result = transfer(args, content, styles, initial, net, levels, log, tile_sizes=tile_sizes, workers=workers)
     except (tf.errors.ResourceExhaustedError, MemoryError):

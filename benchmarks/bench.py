@@ -2,6 +2,8 @@
 
     python benchmarks/bench.py            # every case (about 7 minutes on 2 CPU cores)
     python benchmarks/bench.py --quick    # SqueezeNet 256 px and VGG19 256 px only
+    python benchmarks/bench.py --tiles DIR   # tiled levels: memory, print sizes, overlap cost (~1 h)
+    python benchmarks/bench.py --ray DIR     # Ray's overhead per pair and per tile
 
 For VGG19 (random weights of the real shapes, built in memory: no weights file is needed) and
 SqueezeNet v1.1 (../shared/weights/sqz_notop.mat), at 256 and 512 px, for lbfgs and adam, it
@@ -251,6 +253,42 @@ def tiled_cases(out_dir):
               f"peak {r['peak_mb']:.0f} MB -> {output}", flush=True)
 
 
+def ray_cases(out_dir):
+    """Ray's overhead: a batch of small pairs on a local Ray against the same batch in one
+    process, and a tiled level on Ray against the same level here. One task at a time
+    (--cpus-per-task 2 on 2 cores), so the difference is overhead, not parallelism."""
+    inputs = os.path.join(ROOT, "examples", "inputs")
+    contents = [os.path.join(inputs, name) for name in ("cat.png", "coffee.png")]
+    styles = [os.path.join(inputs, name) for name in ("starry_night.jpg", "the_scream.jpg")]
+    flags = ["--network-type", "sqz", "--width", "128", "--iterations", "20", "--cpus-per-task", "2"]
+    times = {}
+    for mode in ("serial", "ray"):
+        folder = os.path.join(out_dir, f"batch_{mode}")
+        os.makedirs(folder, exist_ok=True)
+        argv = [sys.executable, os.path.join(ROOT, "batch.py"), "--contents", *contents, "--styles", *styles,
+                "--output-dir", folder, *flags] + (["--ray"] if mode == "ray" else [])
+        started = time.perf_counter()
+        subprocess.run(argv, check=True, capture_output=True, cwd=out_dir)
+        times[mode] = time.perf_counter() - started
+    pairs = len(contents) * len(styles)
+    print(f"  batch of {pairs} pairs (SqueezeNet, 128 px, 20 iterations): in one process {times['serial']:.1f} s, "
+          f"on a local Ray {times['ray']:.1f} s (Ray's start included): {(times['ray'] - times['serial']) / pairs:+.1f} s "
+          "per pair", flush=True)
+    tiled = ["--content", contents[0], "--styles", styles[0], "--network-type", "sqz", "--width", "512",
+             "--tile-size", "256", "--iterations", "100", "--cpus-per-task", "2", "--no-collage"]
+    for mode in ("here", "ray"):
+        argv = [sys.executable, os.path.join(ROOT, "neural_style.py"), *tiled, "--output",
+                os.path.join(out_dir, f"tiled_{mode}.png")] + (["--ray"] if mode == "ray" else [])
+        started = time.perf_counter()
+        subprocess.run(argv, check=True, capture_output=True, cwd=out_dir)
+        times[mode] = time.perf_counter() - started
+    import tiles
+    visits = len(tiles.grid(340, 512, 256)) * 2  # 100 iterations: two passes
+    print(f"  tiled 512x340 in 256 px tiles, 100 iterations ({visits} tile visits): here {times['here']:.1f} s, "
+          f"on a local Ray {times['ray']:.1f} s: {(times['ray'] - times['here']) / visits:+.2f} s per tile visit "
+          "(Ray's start and the workers' start-up included)", flush=True)
+
+
 def histogram_timing():
     import numpy as np
     import luma_transfer
@@ -315,10 +353,14 @@ def main():
                         help="also compare float32 / bfloat16 / float16 and XLA on the final loss")
     parser.add_argument("--tiles", metavar="DIR", help="only the tiled-level cases (print sizes: about an hour "
                         "on 2 cores); the print-size results are written to DIR")
+    parser.add_argument("--ray", metavar="DIR", help="only Ray's overhead per pair and per tile (a few minutes)")
     args = parser.parse_args()
     print(cpu_description())
-    if args.tiles:
-        tiled_cases(args.tiles)
+    if args.tiles or args.ray:
+        if args.tiles:
+            tiled_cases(args.tiles)
+        if args.ray:
+            ray_cases(args.ray)
         return
     sizes = (256,) if args.quick else (256, 512)
     print(f"{'network':8} {'size':>8} {'optim':6} {'s/iter':>8} {'floor s':>8} {'ratio':>6} "

@@ -24,12 +24,13 @@ RAY = os.path.join(os.path.dirname(sys.executable), "ray")
 
 @pytest.fixture(scope="module")
 def ray_cluster(tmp_path_factory):
-    """`ray start --head` on 127.0.0.1 with 2 CPUs; its address. Stopped after the module."""
+    """`ray start --head` on this machine with 2 CPUs; its address. Stopped after the module."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0")
-    started = subprocess.run([RAY, "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port),
+    # Ray binds to the machine's own address and maps 127.0.0.1 to it when a driver connects.
+    started = subprocess.run([RAY, "start", "--head", "--port", str(port),
                               "--num-cpus", "2", "--num-gpus", "0", "--include-dashboard", "false",
                               "--disable-usage-stats"], capture_output=True, text=True, env=env, timeout=180)
     assert started.returncode == 0, started.stdout + started.stderr
@@ -56,13 +57,23 @@ def batch_args(contents, out, iterations=10, width=96):
             "--network-type", "sqz", "--width", width, "--iterations", iterations, "--seed", 1]
 
 
+def outputs(folder):
+    """{name: (pixels, stored parameters but the output's own path)} of the images in `folder`."""
+    found = {}
+    for path in folder.iterdir():
+        params = json.loads(images.read_params(str(path)))
+        assert params.pop("output") == str(path)
+        found[path.name] = (images.load_image(str(path)).tobytes(), params)
+    return found
+
+
 def reference_outputs(tmp_path, contents, **kwargs):
     """What a batch on one machine writes with the same flags (one TensorFlow thread)."""
     out = tmp_path / "one_machine"
     out.mkdir()
     result = run_tool("batch.py", *batch_args(contents, out, **kwargs), env=ONE_THREAD, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    return {p.name: p.read_bytes() for p in out.iterdir()}
+    return outputs(out)
 
 
 def test_batch_on_ray_equals_one_machine_reports_a_bad_pair_and_resumes(ray_cluster, tmp_path):
@@ -78,9 +89,8 @@ def test_batch_on_ray_equals_one_machine_reports_a_bad_pair_and_resumes(ray_clus
     assert "Traceback" not in result.stderr
     assert "broken.jpg x starry_night.jpg" in result.stderr.splitlines()[-1] and "1 pair(s) failed" in result.stderr
     assert "not an image file" in result.stderr or "could not be read" in result.stderr
-    got = {p.name: p.read_bytes() for p in out.iterdir()}
+    got = outputs(out)
     assert got == expected  # same names, same pixels, same stored parameters
-    assert json.loads(images.read_params(str(out / sorted(got)[0])))["output"] == str(out / sorted(got)[0])
     # Resume: finished pairs are skipped; a partial result is redone.
     os.remove(bad)
     first = out / sorted(got)[0]
@@ -89,7 +99,7 @@ def test_batch_on_ray_equals_one_machine_reports_a_bad_pair_and_resumes(ray_clus
     result = run_tool("batch.py", *batch_args(contents, out), "--ray", ray_cluster, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.count("skipping") == 1 and "2 of 2 pairs done" in result.stdout
-    assert {p.name: p.read_bytes() for p in out.iterdir()} == expected
+    assert outputs(out) == expected
 
 
 def test_a_killed_worker_is_retried_and_nothing_is_lost(ray_cluster, tmp_path):
@@ -110,7 +120,7 @@ def test_a_killed_worker_is_retried_and_nothing_is_lost(ray_cluster, tmp_path):
     stdout, stderr = process.communicate(timeout=600)
     assert process.returncode == 0, stderr
     assert "2 of 2 pairs done" in stdout
-    assert {p.name: p.read_bytes() for p in out.iterdir()} == expected
+    assert outputs(out) == expected
 
 
 def test_ctrl_c_cancels_the_running_pairs_and_keeps_the_finished(ray_cluster, tmp_path):
