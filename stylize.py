@@ -327,7 +327,8 @@ class Stylizer:
     def statistics(self, pixels):
         """{layer: Statistics} of an HxWx3 image of this stylizer's size (pixel values)."""
         if self._statistics is None:
-            self._statistics = tf.function(self.loss.statistics, input_signature=[tf.TensorSpec(self.shape, tf.float32)])
+            self._statistics = tf.function(self.loss.statistics,
+                                           input_signature=[tf.TensorSpec(self.shape, tf.float32)])
         return self._statistics(tf.constant(self.net.preprocess(pixels)[None]))
 
 

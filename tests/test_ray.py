@@ -168,3 +168,19 @@ def test_tiles_on_a_local_ray_equal_the_tiles_here(tmp_path):
     params = json.loads(images.read_params(str(tmp_path / "ray.png")))
     assert params["ray"] == "local" and params["tiled_levels"] == {"200x133": 128}
     assert not worker_pids("_TileWorker")
+
+
+def test_ray_flags_are_checked_before_any_work(monkeypatch, tmp_path):
+    import batch
+    import cluster
+    import neural_style
+    from errors import ToolError, UsageError
+    with pytest.raises(UsageError, match="--cpus-per-task"):
+        neural_style.main(["--content", "c.jpg", "--styles", "s.jpg", "--cpus-per-task", "0"])
+    with pytest.raises(UsageError, match="--checkpoint-iterations cannot be used with --ray"):
+        batch.main(["--contents", input_path("cat.png"), "--styles", input_path("starry_night.jpg"), "--output-dir",
+                    str(tmp_path), "--ray", "--checkpoint-iterations", "10"])
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
+    with pytest.raises(ToolError, match=r"pip install '\.\[ray\]'"):
+        cluster.connect("local", 1)
