@@ -11,7 +11,7 @@ import copy
 import os
 import signal
 
-from errors import Interrupted, NumericalError, ToolError, _raise_interrupted
+from errors import Interrupted, NumericalError, ToolError, raise_interrupted
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 RETRIES = 3  # Ray re-runs a task (or restarts an actor) whose worker process died, this many times
@@ -37,7 +37,8 @@ def connect(address, cpus_per_task, log=print):
         return ray
     env = {"env_vars": {"NEURAL_STYLE_THREADS": str(cpus_per_task), "TF_CPP_MIN_LOG_LEVEL": "3"}}
     if os.path.isfile(os.path.join(ROOT, "pyproject.toml")):  # a source checkout: ship its code to the workers
-        env.update(working_dir=ROOT, excludes=[".git", "tests", "benchmarks", "examples", "*.jpg", "*.png"])
+        env.update(working_dir=ROOT, excludes=[".git", ".venv", "venv", "__pycache__", "tests", "benchmarks",
+                                               "examples", "*.jpg", "*.png", "*.mat"])  # not the 534 MB VGG file
     kwargs = dict(runtime_env=env, include_dashboard=False, configure_logging=False, log_to_driver=False)
     try:
         if address == "local":  # this machine only: a Ray on the loopback interface
@@ -47,7 +48,7 @@ def connect(address, cpus_per_task, log=print):
         raise ToolError(f"cannot start or join Ray at {address}: {e}") from None
     # ray.init installs its own SIGTERM handler; ours raises Interrupted, which cancels the tasks.
     for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, _raise_interrupted)
+        signal.signal(signum, raise_interrupted)
     cpus = ray.cluster_resources().get("CPU", 0)
     log(f"Ray: {'a local Ray' if address == 'local' else address} with {cpus:g} CPU(s), "
         f"{ray.cluster_resources().get('GPU', 0):g} GPU(s)")
@@ -83,7 +84,7 @@ class _Signals:
 
     def check(self):
         if self.caught is not None:
-            _raise_interrupted(self.caught, None)
+            raise_interrupted(self.caught, None)
 
     def __exit__(self, *exc):
         for signum, handler in self.previous.items():

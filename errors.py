@@ -34,14 +34,15 @@ class Interrupted(BaseException):
         self.exit_code = exit_code
 
 
-def _raise_interrupted(signum, frame):
+def raise_interrupted(signum, frame):
+    """The signal handler of the command-line tools: SIGINT and SIGTERM become Interrupted."""
     raise Interrupted(EXIT_SIGTERM if signum == signal.SIGTERM else EXIT_SIGINT)
 
 
 def run_cli(main, argv=None):
     """Run main(argv); print expected failures as one line on stderr and exit with their code."""
     prog = os.path.basename(sys.argv[0]) or "neural_style.py"
-    previous = {s: signal.signal(s, _raise_interrupted) for s in (signal.SIGINT, signal.SIGTERM)}
+    previous = {s: signal.signal(s, raise_interrupted) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         main(argv)
     except UsageError as e:
