@@ -209,10 +209,13 @@ def level_run(network, width, height, tile_size, iterations):
 def cli_run(argv):
     """neural_style.py in this process (its own memory planning, tiling and output): wall seconds
     and the peak memory of the whole process."""
+    import images
     import neural_style
     started = time.perf_counter()
     code = neural_style.main(argv)
-    return {"code": code or 0, "seconds": time.perf_counter() - started, "peak_mb": peak_rss_mb()}
+    seconds = time.perf_counter() - started
+    tiled = json.loads(images.read_params(argv[argv.index("--output") + 1]))["tiled_levels"]
+    return {"code": code or 0, "seconds": seconds, "peak_mb": peak_rss_mb(), "tiled_levels": tiled}
 
 
 def tiled_cases(out_dir):
@@ -241,16 +244,30 @@ def tiled_cases(out_dir):
           f"us/pixel/iteration, in {count} tiles of {tile} px {tiled['seconds'] / (width * height * iterations) * 1e6:.2f} "
           f"({tiled['seconds'] / whole['seconds'] - 1:+.0%}); final total loss whole {whole['final_total']:.4g}, "
           f"tiled (mean of tiles) {tiled['final_total']:.4g}", flush=True)
-    # Print size through the command line: it plans memory and tiles by itself.
+    print_size_runs(out_dir)
+
+
+def print_size_runs(out_dir, gallery=True):
+    """Print sizes through the command line, which plans memory and tiles by itself: 8000x6000
+    (the cat photo cropped to 4:3), and the README's tiled gallery example."""
+    import images
     inputs = os.path.join(ROOT, "examples", "inputs")
-    for width, extra in ((8000, ["--iterations", "3"]),
-                         (4096, ["--iterations", "20", "--max-hierarchy", "2", "--tile-size", "1024"])):
-        output = os.path.join(out_dir, f"cat_starry_{width}.png")
-        r = in_subprocess("cli_run", argv=["--content", os.path.join(inputs, "cat.png"), "--styles",
-                                           os.path.join(inputs, "starry_night.jpg"), "--network-type", "sqz",
-                                           "--width", str(width), "--no-collage", "--output", output] + extra)
-        print(f"  neural_style.py sqz --width {width} {' '.join(extra)}: exit {r['code']}, {r['seconds']:.0f} s, "
-              f"peak {r['peak_mb']:.0f} MB -> {output}", flush=True)
+    cat = images.load_image(os.path.join(inputs, "cat.png"))
+    four_by_three = os.path.join(out_dir, "cat_4x3.png")
+    images.save_image(four_by_three, cat[1:169, 16:240])  # 224x168: --width 8000 gives 8000x6000
+    runs = [(four_by_three, 8000, ["--iterations", "3"])]
+    if gallery:  # the same flags as examples/make_examples.py --tiled
+        runs.append((os.path.join(inputs, "cat.png"), 4096,
+                     ["--iterations", "20", "--max-hierarchy", "2", "--tile-size", "1024"]))
+    for content, width, extra in runs:
+        output = os.path.join(out_dir, f"{os.path.splitext(os.path.basename(content))[0]}_starry_{width}.png")
+        r = in_subprocess("cli_run", argv=["--content", content, "--styles", os.path.join(inputs, "starry_night.jpg"),
+                                           "--network-type", "sqz", "--width", str(width), "--no-collage",
+                                           "--output", output] + extra)
+        size = images.load_image(output).shape
+        print(f"  neural_style.py sqz --width {width} {' '.join(extra)}: {size[1]}x{size[0]}, exit {r['code']}, "
+              f"{r['seconds']:.0f} s, peak {r['peak_mb']:.0f} MB, tiled levels {r['tiled_levels']} -> {output}",
+              flush=True)
 
 
 def ray_cases(out_dir):
@@ -354,9 +371,12 @@ def main():
     parser.add_argument("--tiles", metavar="DIR", help="only the tiled-level cases (print sizes: about an hour "
                         "on 2 cores); the print-size results are written to DIR")
     parser.add_argument("--ray", metavar="DIR", help="only Ray's overhead per pair and per tile (a few minutes)")
+    parser.add_argument("--print-size", metavar="DIR", help="only the 8000x6000 command-line run (~15 minutes)")
     args = parser.parse_args()
     print(cpu_description())
-    if args.tiles or args.ray:
+    if args.tiles or args.ray or args.print_size:
+        if args.print_size:
+            print_size_runs(args.print_size, gallery=False)
         if args.tiles:
             tiled_cases(args.tiles)
         if args.ray:
