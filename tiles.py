@@ -250,7 +250,8 @@ def stylize_tiled(net, initial, content, styles, style_blend_weights, weights, t
                     pass
                 finished.append((tile, step))
         except (Interrupted, NumericalError) as e:  # keep the group's results and this tile's best so far
-            e.finished = finished + [(tile, Step(0, e.partial_image, False))]
+            partial = getattr(e, "partial_image", None)  # None if stopped before the tile's optimisation
+            e.finished = finished + ([(tile, Step(0, partial, False))] if partial is not None else [])
             raise
         return finished
 
