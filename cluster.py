@@ -44,7 +44,7 @@ def connect(address, cpus_per_task, log=print):
         if address == "local":  # this machine only: a Ray on the loopback interface
             kwargs["_node_ip_address"] = "127.0.0.1"
         ray.init(address=address, **kwargs)
-    except (ConnectionError, RuntimeError, ValueError) as e:
+    except Exception as e:  # Ray's failures to start or connect come in many types
         raise ToolError(f"cannot start or join Ray at {address}: {e}") from None
     # ray.init installs its own SIGTERM handler; ours raises Interrupted, which cancels the tasks.
     for signum in (signal.SIGINT, signal.SIGTERM):
