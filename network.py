@@ -5,7 +5,6 @@ import sys
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.io
 import tensorflow as tf
 
 from errors import ToolError
@@ -72,8 +71,64 @@ def find_weights(source, network_file=None):
             f"{source.offline_hint}") from None
 
 
+CONVERTED_FOLDER = "converted"
+
+
+def _file_digest(path):
+    import hashlib
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def cached_conversion(path, kind, convert):
+    """`convert(path)` ({name: array}) of a weights file, kept in the user cache after the first
+    use: reading the 534 MB VGG19 .mat takes seconds, its converted conv layers (80 MB) a tenth of
+    one. The copy is named by the file's SHA-256; an index maps the file's path, size and
+    modification time to it, so the file is hashed only when it is new or has changed. A cache
+    that cannot be read or written is passed over (the file is converted again)."""
+    import json
+    folder = os.path.join(cache_dir(), CONVERTED_FOLDER)
+    index_path = os.path.join(folder, "index.json")
+    stat = os.stat(path)
+    entry = f"{kind}:{os.path.realpath(path)}"
+    stamp = [stat.st_size, stat.st_mtime_ns]
+    index = {}
+    try:
+        with open(index_path) as f:
+            index = dict(json.load(f))
+    except (OSError, ValueError, TypeError):
+        pass
+    known = index.get(entry)
+    if isinstance(known, dict) and known.get("stamp") == stamp:
+        try:
+            with np.load(os.path.join(folder, f"{kind}-{known['sha256']}.npz"), allow_pickle=False) as data:
+                return {key: data[key] for key in data.files}
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+    arrays = convert(path)
+    try:
+        os.makedirs(folder, exist_ok=True)
+        digest = _file_digest(path)
+        target = os.path.join(folder, f"{kind}-{digest}.npz")
+        partial = f"{target}.{os.getpid()}.partial"
+        with open(partial, "wb") as f:
+            np.savez(f, **arrays)
+        os.replace(partial, target)
+        index[entry] = {"stamp": stamp, "sha256": digest}
+        with open(f"{index_path}.{os.getpid()}.partial", "w") as f:
+            json.dump(index, f)
+        os.replace(f"{index_path}.{os.getpid()}.partial", index_path)
+    except OSError:
+        pass
+    return arrays
+
+
 def read_mat(path):
     """A MATLAB .mat file as a dict, or a ToolError naming the file."""
+    import scipy.io  # here: only .mat files need it, and its import is slow
     try:
         return scipy.io.loadmat(path)
     except FileNotFoundError:
@@ -122,7 +177,8 @@ def available_memory():
         return None
 
 
-LBFGS_IMAGE_COPIES = 26  # float64 image-sized arrays SciPy's L-BFGS-B holds: 2 x maxcor history + work
+SCIPY_IMAGE_COPIES = 26  # float64 image-sized arrays SciPy's L-BFGS-B holds: 2 x maxcor history + work
+LBFGS_IMAGE_COPIES = 30  # float32 ones of lbfgs.py: 2 x 10 pairs, image, gradient, best, trial point, work
 FULL_IMAGE_COPIES = 10   # float32 whole-level arrays the run keeps (content, running, start, result, ...)
 
 
@@ -137,7 +193,8 @@ def level_memory(network_class, size, optim, tile=None):
         height, width = min(height, tile), min(width, tile)
     activations = 4 * network_class.activation_elements(height, width) * network_class.memory_factor
     pixels = height * width * 3
-    optimizer = LBFGS_IMAGE_COPIES * 8 * pixels if optim in ("lbfgs", "cg") else 6 * 4 * pixels
+    copies = {"lbfgs": 4 * LBFGS_IMAGE_COPIES, "lbfgs-scipy": 8 * SCIPY_IMAGE_COPIES, "cg": 8 * SCIPY_IMAGE_COPIES}
+    optimizer = copies.get(optim, 6 * 4) * pixels
     return activations + optimizer + buffers
 
 

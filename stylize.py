@@ -8,19 +8,19 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
-import scipy.optimize
 import tensorflow as tf
 from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from errors import Interrupted, NumericalError
+from lbfgs import LBFGS
 
 NOISE_SCALE = 16.384        # std of the noise blended into the start image (--initial-noiseblend)
 STD_FLOOR = 1e-5            # std_F = sqrt(max(var_F, STD_FLOOR)): finite gradient for dead channels
 DISTR_EPS = 1e-5            # T = std_S / (std_F + DISTR_EPS) * (F - mean_F) + mean_S
-MIN_SCIPY_CHUNK = 50        # L-BFGS/CG restarts lose curvature history: never split finer
+MIN_SCIPY_CHUNK = 50        # SciPy's L-BFGS-B/CG restart at each chunk and lose their history: never split finer
 SCIPY_OPTIONS = {
-    "lbfgs": ("L-BFGS-B", {"maxcor": 10, "maxls": 20, "gtol": 1e-5, "ftol": 2.22e-9, "maxfun": 15000}),
+    "lbfgs-scipy": ("L-BFGS-B", {"maxcor": 10, "maxls": 20, "gtol": 1e-5, "ftol": 2.22e-9, "maxfun": 15000}),
     "cg": ("CG", {"gtol": 1e-5}),
 }
 LOSS_NAMES = ("content", "style", "tv", "total")
@@ -293,19 +293,29 @@ class TransferLoss:
         return tf.stack([content, style, tv, total])
 
 
+def _graph_rewrites_off_on_cpu():
+    """TensorFlow's graph optimizer (Grappler) rewrites every new compiled function on its first
+    call: about 1 s here for the L-BFGS step, at each start. On the CPU its rewrites gained nothing
+    measurable per iteration (benchmarks/bench.py --startup), so there it is off; with a GPU it
+    stays on (its layout and fusion passes are made for GPUs)."""
+    if not tf.config.list_physical_devices("GPU"):
+        tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
+
+
 class Stylizer:
     """Compiles the loss-and-gradient function of one scale, traced once."""
 
     def __init__(self, net, content, styles, style_blend_weights, weights, jit_compile=False, style_targets=None,
                  part=False):
+        _graph_rewrites_off_on_cpu()
         self.net = net
         self.shape = (1,) + content.shape
         self.loss = TransferLoss(net, net.preprocess(content), [net.preprocess(s) for s in styles],
                                  style_blend_weights, weights, style_targets, part)
-        self.adam_steps = {}  # compiled Adam steps by hyperparameters, reused across tiles
+        self.optimizers = {}  # compiled device optimizers (Adam by hyperparameters, L-BFGS), reused across tiles
         self._statistics = None  # compiled on first use (parts only)
         self.traces = 0  # how often TensorFlow traced loss_and_grad (tests check it is once)
-        self.loss_and_grad = tf.function(self._loss_and_grad, jit_compile=jit_compile,
+        self.loss_and_grad = tf.function(self._loss_and_grad, jit_compile=jit_compile, autograph=False,
                                          input_signature=[tf.TensorSpec(self.shape, tf.float32)])
 
     def _loss_and_grad(self, image):
@@ -357,24 +367,24 @@ def stylize(net, initial, content, styles, style_blend_weights, weights=LossWeig
     Yields Step(iteration, best image so far, False) at each checkpoint and finally
     Step(iterations done, best image, True). On Ctrl-C/SIGTERM or a non-finite loss the
     exception raised carries `partial_image`, the best finite image seen.
-    `on_iteration(i, losses)` is called after every iteration (losses: the four losses with
-    L-BFGS/CG; None with Adam, whose losses stay on the device).
+    `on_iteration(i, losses)` is called after every iteration (losses: the four losses, or None
+    where a device optimizer's losses were not read back: they are every 10 iterations).
     A caller optimising tiles passes the tile's `stylizer` (set to the tile's content), a shared
     progress `bar`, and `quiet` (no loss lines); the last Step's `losses` are the best image's.
     """
     stylizer = stylizer or Stylizer(net, content, styles, style_blend_weights, weights, jit_compile)
     x0 = start_image(net, initial, initial_noiseblend, rng)[None]
 
-    run = _adam if optim == "adam" else _scipy
+    run = {"adam": _adam, "lbfgs": _lbfgs}.get(optim, _scipy)
     best = _Best(x0)
     progress = _Progress(iterations, desc, on_iteration, bar)
     show = (lambda losses: None) if quiet else print_losses
     try:
-        losses, _ = stylizer.loss_and_grad(tf.constant(x0))
+        losses, gradient = stylizer.loss_and_grad(tf.constant(x0))  # the gradient stays on the device
         losses = losses.numpy()
         best.offer(x0, losses)
         show(losses)
-        steps = run(stylizer, x0, best, progress, optim=optim, iterations=iterations,
+        steps = run(stylizer, x0, best, progress, gradient=gradient, optim=optim, iterations=iterations,
                     print_iterations=print_iterations, checkpoint_iterations=checkpoint_iterations,
                     learning_rate=learning_rate, beta1=beta1, beta2=beta2, epsilon=epsilon)
         for iteration in steps:
@@ -439,6 +449,7 @@ def _check_finite(losses, iteration):
 def _scipy(stylizer, x0, best, progress, optim, iterations, print_iterations, checkpoint_iterations, **_):
     """L-BFGS-B or CG through scipy.optimize.minimize, split into checkpoint chunks.
     Yields the iteration count at each chunk end but the last."""
+    import scipy.optimize  # here: its import costs a third of a second of every start
     method, options = SCIPY_OPTIONS[optim]
     shape = x0.shape
     last = {}  # the most recent evaluation: SciPy's callback point is (almost always) that one
@@ -510,7 +521,7 @@ class _AdamStep:
             self.image.assign_sub(self.m * alpha / (tf.sqrt(self.v) + eps))
         self.step = step
 
-    def reset(self, x0, losses):
+    def reset(self, x0, losses, gradient):
         for variable, value in ((self.image, x0), (self.best_image, x0), (self.best_losses, losses),
                                 (self.last_losses, losses)):
             variable.assign(value)
@@ -519,36 +530,54 @@ class _AdamStep:
         self.t.assign(0.0)
 
 
-def _adam(stylizer, x0, best, progress, iterations, print_iterations, checkpoint_iterations,
-          learning_rate, beta1, beta2, epsilon, **_):
-    """Adam in TensorFlow. Each step and the best-image bookkeeping stay on the device; the host
-    reads back only to print, checkpoint, or check for a non-finite loss every few steps."""
-    key = (learning_rate, beta1, beta2, epsilon)
-    if key not in stylizer.adam_steps:
-        stylizer.adam_steps[key] = _AdamStep(stylizer, *key)
-    adam = stylizer.adam_steps[key]
-    adam.reset(x0, best.losses.astype(np.float32))
+def _on_device(optimizer, x0, gradient, best, progress, iterations, print_iterations, checkpoint_iterations):
+    """Run a device optimizer (Adam, L-BFGS): its steps and the best-image bookkeeping stay on the
+    device; the host reads back only to print, checkpoint, or check every few steps for a
+    non-finite loss or a stop (L-BFGS converged). Yields the iteration count at checkpoints."""
+    optimizer.reset(tf.constant(x0), tf.constant(best.losses), gradient)
 
     def sync():
-        best.image, best.losses = adam.best_image.numpy(), adam.best_losses.numpy()
+        best.image, best.losses = optimizer.best_image.numpy(), optimizer.best_losses.numpy()
 
     check_every = 10
     try:
         for i in range(1, iterations + 1):
-            adam.step()
-            progress.advance()
+            optimizer.step()
             printing = print_iterations and i % print_iterations == 0 and i < iterations
             checkpoint = checkpoint_iterations and i % checkpoint_iterations == 0 and i < iterations
-            if printing or checkpoint or i % check_every == 0 or i == iterations:
-                losses = adam.last_losses.numpy()
-                _check_finite(losses, i)
-                if printing:
-                    print_losses(losses)
-                if checkpoint:
-                    sync()
-                    yield i
+            if not (printing or checkpoint or i % check_every == 0 or i == iterations):
+                progress.advance()
+                continue
+            losses = optimizer.last_losses.numpy()
+            _check_finite(losses, i)
+            progress.advance(losses)
+            if printing:
+                print_losses(losses)
+            if checkpoint:
+                sync()
+                yield i
+            if getattr(optimizer, "stopped", None) is not None and optimizer.stopped.numpy():
+                progress.done = int(optimizer.iterations.numpy())  # converged: no more iterations ran
+                break
     finally:
         sync()  # also on interruption or a non-finite loss: the caller saves the best image
+
+
+def _adam(stylizer, x0, best, progress, gradient, iterations, print_iterations, checkpoint_iterations,
+          learning_rate, beta1, beta2, epsilon, **_):
+    key = ("adam", learning_rate, beta1, beta2, epsilon)
+    if key not in stylizer.optimizers:
+        stylizer.optimizers[key] = _AdamStep(stylizer, *key[1:])
+    adam = stylizer.optimizers[key]
+    yield from _on_device(adam, x0, gradient, best, progress, iterations, print_iterations, checkpoint_iterations)
     # The loss of the final image (after the last update) has not been seen yet.
     losses, _ = stylizer.loss_and_grad(adam.image)
     best.offer(adam.image.numpy(), losses.numpy())
+
+
+def _lbfgs(stylizer, x0, best, progress, gradient, iterations, print_iterations, checkpoint_iterations, **_):
+    """L-BFGS on the device (lbfgs.py); its curvature history carries over checkpoints."""
+    if "lbfgs" not in stylizer.optimizers:
+        stylizer.optimizers["lbfgs"] = LBFGS(stylizer.loss_and_grad, stylizer.shape)
+    yield from _on_device(stylizer.optimizers["lbfgs"], x0, gradient, best, progress, iterations,
+                          print_iterations, checkpoint_iterations)

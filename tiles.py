@@ -31,10 +31,10 @@ from typing import NamedTuple
 import numpy as np
 
 from errors import Interrupted, NumericalError
-from stylize import (MIN_SCIPY_CHUNK, Statistics, StyleTargets, Step, Stylizer, print_losses, progress_bar, start_image,
-                     stylize)
+from stylize import (MIN_SCIPY_CHUNK, SCIPY_OPTIONS, Statistics, StyleTargets, Step, Stylizer, print_losses,
+                     progress_bar, start_image, stylize)
 
-PASS_ITERATIONS = 50  # iterations a tile gets per visit (L-BFGS restarts at each, as at its checkpoints)
+PASS_ITERATIONS = 50  # iterations a tile gets per visit (the optimizer starts afresh at each: another tile)
 
 
 def overlap_for(tile_size):
@@ -200,8 +200,8 @@ def stylize_tiled(net, initial, content, styles, style_blend_weights, weights, t
     content = np.asarray(content, dtype=np.float32)
     tiles = grid(height, width, tile_size)
     windows = blend_windows(tiles)
-    if checkpoint_iterations and optim != "adam" and checkpoint_iterations < MIN_SCIPY_CHUNK:
-        checkpoint_iterations = MIN_SCIPY_CHUNK  # as untiled L-BFGS/CG (stylize warns there)
+    if checkpoint_iterations and optim in SCIPY_OPTIONS and checkpoint_iterations < MIN_SCIPY_CHUNK:
+        checkpoint_iterations = MIN_SCIPY_CHUNK  # as untiled SciPy runs (stylize warns there)
     ends = pass_ends(iterations, checkpoint_iterations)
     counts = np.diff([0] + ends)
     bar = progress_bar(int(iterations) * len(tiles), desc)

@@ -3,7 +3,7 @@ import numpy as np
 import tensorflow as tf
 
 from errors import ToolError
-from network import FeatureNetwork, WeightsSource, check_conv, conv, pool, read_mat
+from network import FeatureNetwork, WeightsSource, cached_conversion, check_conv, conv, pool, read_mat
 
 SOURCE = WeightsSource(
     filename="imagenet-vgg-verydeep-19.mat",
@@ -61,8 +61,18 @@ NETWORK = VGG19
 
 
 def load(path, pooling="max", dtype=tf.float32):
-    """Load and validate the MatConvNet file: layers[0][i][0][0][0][0] = (kernel [w,h,in,out], bias),
-    normalization[0][0][0] = the mean image."""
+    """The network of a MatConvNet file, read through its converted copy in the user cache."""
+    arrays = cached_conversion(path, "vgg19", convert)
+    weights = {name: check_conv(path, name, arrays[f"{name}/kernel"], arrays[f"{name}/bias"], 3,
+                                arrays[f"{name}/kernel"].shape[2])
+               for name in LAYERS if name.startswith("conv")}
+    return VGG19(weights, arrays["mean_pixel"], pooling, dtype=dtype)
+
+
+def convert(path):
+    """Read and validate the MatConvNet file: layers[0][i][0][0][0][0] = (kernel [w,h,in,out], bias),
+    normalization[0][0][0] = the mean image. Returns the mean pixel and the conv layers as
+    {"mean_pixel", "<layer>/kernel" [h,w,in,out], "<layer>/bias"} float32 arrays."""
     data = read_mat(path)
     try:
         mean_pixel = np.mean(np.asarray(data["normalization"][0][0][0], dtype=np.float64), axis=(0, 1))
@@ -72,7 +82,7 @@ def load(path, pooling="max", dtype=tf.float32):
                         "(no 'layers' and 'normalization' entries)") from None
     if mean_pixel.shape != (3,):
         raise ToolError(f"weights file {path}: the mean image has {mean_pixel.shape} channels, expected 3")
-    weights = {}
+    arrays = {"mean_pixel": mean_pixel.astype(np.float32)}
     in_channels = 3
     for i, name in enumerate(LAYERS):
         if not name.startswith("conv"):
@@ -87,6 +97,7 @@ def load(path, pooling="max", dtype=tf.float32):
             raise ToolError(f"weights file {path}: layer {i} is {np.squeeze(stored_name)}, expected {name}")
         # MatConvNet kernels are [width, height, in, out]; TensorFlow wants [height, width, in, out].
         kernel = np.transpose(np.asarray(kernel), (1, 0, 2, 3)) if np.ndim(kernel) == 4 else kernel
-        weights[name] = check_conv(path, name, kernel, bias, 3, in_channels)
-        in_channels = weights[name][0].shape[3]
-    return VGG19(weights, mean_pixel, pooling, dtype=dtype)
+        kernel, bias = check_conv(path, name, kernel, bias, 3, in_channels)
+        arrays[f"{name}/kernel"], arrays[f"{name}/bias"] = kernel, bias
+        in_channels = kernel.shape[3]
+    return arrays

@@ -148,34 +148,253 @@ def final_loss(network, size, optim, iterations, precision, jit):
             "final_loss": float(losses[3]), "seconds": time.perf_counter() - started}
 
 
-def time_to_quality(size, iterations):
-    """Wall time for the full-size level to reach a total loss, --max-hierarchy 1 vs 3."""
-    import neural_style
+INPUTS = os.path.join(ROOT, "examples", "inputs")
+QUALITY_PAIRS = (("cat.png", "starry_night.jpg"), ("coffee.png", "the_scream.jpg"), ("cat.png", "shipwreck.jpg"))
+
+
+class _Reached(Exception):
+    pass
+
+
+def pair_images(content_name, style_name, width):
+    """A bundled content image at `width` and a style image at the same width."""
     import images
-    content = images.resize_to_width(images.load_image(os.path.join(SHARED, "images", "tubingen.jpg")), size)
-    style = images.load_image(os.path.join(SHARED, "images", "starry_night.jpg"))
+    content = images.load_image(os.path.join(INPUTS, content_name))
+    style = images.load_image(os.path.join(INPUTS, style_name))
+    return (images.resize_to_width(content, width).astype("float32"),
+            images.resize_to_width(style, width).astype("float32"))
+
+
+def quality_gate(width, marks=(50, 200, 500)):
+    """Total loss after 50, 200 and 500 iterations of --optim lbfgs and lbfgs-scipy from the same
+    start, on the three bundled content/style pairs (SqueezeNet)."""
+    import stylize
     net = build_network("sqz")
-    traces = {}
-    for max_h in (1, 3):
+    rows = []
+    for content_name, style_name in QUALITY_PAIRS:
+        content, style = pair_images(content_name, style_name, width)
+        stylizer = stylize.Stylizer(net, content, [style], [1.0], stylize.LossWeights())
+        row = {"pair": f"{content_name} x {style_name}", "size": f"{content.shape[1]}x{content.shape[0]}"}
+        for optim in ("lbfgs", "lbfgs-scipy"):
+            curve = {}
+            started = time.perf_counter()
+            # SciPy's run is one chunk (a checkpoint would restart it); it reports every iteration's
+            # losses. The device L-BFGS stops at checkpoints without a restart: its best losses there.
+            steps = list(stylize.stylize(
+                net, content, content, [style], [1.0], optim=optim, iterations=marks[-1], quiet=True, stylizer=stylizer,
+                checkpoint_iterations=marks[0] if optim == "lbfgs" else None,
+                on_iteration=lambda i, losses: curve.__setitem__(i, float(losses[3])) if losses is not None else None))
+            if optim == "lbfgs":
+                curve = {step.iteration: float(step.losses[3]) for step in steps}
+            row[optim] = {m: curve[m] for m in marks}
+            row[optim + "_s"] = time.perf_counter() - started
+        rows.append(row)
+    return rows
+
+
+def time_to_good_image(width, reference_iterations=1000, within=1.10):
+    """Wall seconds until the full-size total loss is within 10% of what 1000 single-scale SciPy
+    L-BFGS-B iterations reach (the original's defaults), SqueezeNet, cat x Starry Night."""
+    import neural_style
+    content, style = pair_images("cat.png", "starry_night.jpg", width)
+    net = build_network("sqz")
+
+    def run(optim, max_hierarchy, iterations, target=None):
         args = neural_style.build_parser().parse_args(
-            ["--content", "c.jpg", "--styles", "s.jpg", "--network-type", "sqz", "--iterations", str(iterations),
-             "--max-hierarchy", str(max_h)])
-        levels = neural_style.hierarchy_levels(content.shape[0], content.shape[1], iterations, max_h)
-        curve = []
+            ["--content", "c.png", "--styles", "s.jpg", "--network-type", "sqz", "--iterations", str(iterations),
+             "--max-hierarchy", str(max_hierarchy), "--optim", optim])
+        levels = neural_style.hierarchy_levels(content.shape[0], content.shape[1], iterations, max_hierarchy)
+        seen = []
         started = time.perf_counter()
 
         def hook(level, i, losses):
             if level == 0 and losses is not None:
-                curve.append((time.perf_counter() - started, float(losses[3])))
-        neural_style.transfer(args, content, [style], None, net, levels, on_iteration=hook, log=lambda *a: None)
-        traces[max_h] = curve
-    final = traces[1][-1][1]  # what the single-scale run reaches at its end
-    targets = {f"+{round((f - 1) * 100)}%": f * final for f in (1.5, 1.2, 1.1, 1.05, 1.0)}
-    result = {}
-    for max_h, curve in traces.items():
-        reached = {name: next((t for t, loss in curve if loss <= target), None) for name, target in targets.items()}
-        result[max_h] = {"seconds_to": reached, "final_loss": curve[-1][1], "total_seconds": curve[-1][0]}
-    return {"final_loss_h1": final, "size": f"{content.shape[1]}x{content.shape[0]}", "runs": result}
+                seen.append((time.perf_counter() - started, i, float(losses[3])))
+                if target is not None and seen[-1][2] <= target:
+                    raise _Reached
+        try:
+            neural_style.transfer(args, content, [style], None, net, levels, on_iteration=hook, log=lambda *a: None)
+        except _Reached:
+            pass
+        return seen
+
+    reference = run("lbfgs-scipy", 1, reference_iterations)
+    target = reference[-1][2] * within
+    result = {"size": f"{content.shape[1]}x{content.shape[0]}", "reference_loss": reference[-1][2],
+              "reference_seconds": reference[-1][0], "target": target, "runs": []}
+    cases = [("lbfgs-scipy", 1, reference), ("lbfgs-scipy", 2, None), ("lbfgs-scipy", 3, None), ("lbfgs", 1, None),
+             ("lbfgs", 2, None), ("lbfgs", 3, None)]
+    for optim, max_hierarchy, seen in cases:
+        seen = seen or run(optim, max_hierarchy, reference_iterations, target)
+        hit = next(((t, i) for t, i, loss in seen if loss <= target), None)
+        result["runs"].append({"optim": optim, "max_hierarchy": max_hierarchy,
+                               "seconds": hit[0] if hit else None, "iteration": hit[1] if hit else None})
+    return result
+
+
+def lbfgs_speed(network, size, rounds, iterations):
+    """Seconds per iteration of --optim lbfgs, adam and lbfgs-scipy, measured in turns (rounds of
+    each) in one process: the mean over all iterations after the first two of each run (line
+    searches that take two evaluations included). Also L-BFGS's loss evaluations per iteration."""
+    import numpy as np
+    import stylize
+    net = build_network(network)
+    content, style = test_images(size)
+    stylizer = stylize.Stylizer(net, content, [style], [1.0], stylize.LossWeights())
+    times = {"lbfgs": [], "adam": [], "lbfgs-scipy": []}
+    for _ in range(rounds):
+        for optim in times:
+            stamps = []
+            for step in stylize.stylize(net, content, content, [style], [1.0], optim=optim, iterations=iterations,
+                                        quiet=True, stylizer=stylizer,
+                                        on_iteration=lambda i, losses: stamps.append(time.perf_counter())):
+                pass
+            times[optim] += list(np.diff(stamps[1:]))
+    device = stylizer.optimizers["lbfgs"]
+    return {"network": network, "size": f"{size}x{size}", **{optim: float(np.mean(t)) for optim, t in times.items()},
+            "evaluations_per_iteration": int(device.evaluations.numpy()) / max(1, int(device.iterations.numpy()))}
+
+
+def write_vgg_file(path):
+    """A MatConvNet file as large as imagenet-vgg-verydeep-19.mat (random weights of the real
+    shapes, its classifier layers fc6-fc8 included): what a user's first and later runs read."""
+    import numpy as np
+    import scipy.io
+    import vgg
+    if os.path.exists(path):
+        return path
+    rng = np.random.default_rng(0)
+    names = list(vgg.LAYERS) + ["pool5", "fc6", "relu6", "fc7", "relu7", "fc8", "prob"]
+    shapes = {"fc6": (7, 7, 512, 4096), "fc7": (1, 1, 4096, 4096), "fc8": (1, 1, 4096, 1000)}
+    layers = np.empty((1, len(names)), dtype=object)
+    in_channels = 3
+    for i, name in enumerate(names):
+        if name.startswith("conv") or name in shapes:
+            shape = shapes.get(name) or (3, 3, in_channels, vgg.CHANNELS[int(name[4]) - 1])
+            kernel = (rng.standard_normal(shape, dtype=np.float32) * np.float32(np.sqrt(2.0 / np.prod(shape[:3]))))
+            cell = np.empty((1, 2), dtype=object)
+            cell[0, 0], cell[0, 1] = kernel, np.zeros((1, shape[3]), np.float32)
+            layers[0, i] = {"weights": cell, "pad": np.ones((1, 4)), "type": "conv", "name": name,
+                            "stride": np.ones((1, 2))}
+            in_channels = shape[3]
+        else:
+            layers[0, i] = {"type": name.rstrip("0123456789_"), "name": name}
+    mean_image = np.tile(np.array([123.68, 116.779, 103.939], dtype=np.float32), (224, 224, 1))
+    scipy.io.savemat(path + ".partial.mat", {"layers": layers,
+                                             "normalization": {"averageImage": mean_image, "keepAspect": 1}})
+    os.replace(path + ".partial.mat", path)
+    return path
+
+
+STARTUP_DRIVER = """
+import sys, time
+sys.path.insert(0, {root!r})
+import stylize  # imported first only to note when the first iteration ends; neural_style imports it anyway
+advance = stylize._Progress.advance
+def noted(self, *args, **kwargs):
+    advance(self, *args, **kwargs)
+    if self.done == 1:
+        print(f"FIRST_ITERATION_DONE {{time.time()!r}}", file=sys.stderr, flush=True)
+stylize._Progress.advance = noted
+import neural_style
+neural_style.cli()
+"""
+
+
+def square_content(folder, size):
+    """The bundled cat photo cropped square at size x size, as a file for the command line."""
+    import images
+    path = os.path.join(folder, f"cat_{size}.png")
+    if not os.path.exists(path):
+        cat = images.load_image(os.path.join(INPUTS, "cat.png"))
+        side = min(cat.shape[:2])
+        images.save_image(path, images.resize(cat[:side, :side].astype("float32"), (size, size)))
+    return path
+
+
+def startup_seconds(argv, env):
+    """Wall seconds from starting `python neural_style.py ARGV` to the end of its first iteration."""
+    started = time.time()
+    out = subprocess.run([sys.executable, "-c", STARTUP_DRIVER.format(root=ROOT), *argv], capture_output=True,
+                         text=True, env=env, cwd=ROOT)
+    for line in out.stderr.splitlines():
+        if line.startswith("FIRST_ITERATION_DONE "):
+            return float(line.split()[1]) - started
+    raise RuntimeError(f"start-up run failed:\n{out.stderr[-3000:]}")
+
+
+def import_seconds():
+    started = time.time()
+    subprocess.run([sys.executable, "-c", "import tensorflow"], capture_output=True, check=True)
+    return time.time() - started
+
+
+def startup_cases(folder, rounds=3):
+    """Import time of TensorFlow and start-up of the command line (to the end of the first
+    iteration, defaults otherwise), SqueezeNet 256x256 (bundled weights) and VGG19 512x512 (a
+    file as large as the real one): medians of `rounds`, taken in turns. VGG19's first use
+    (the conversion into the cache) is timed once on its own."""
+    os.makedirs(folder, exist_ok=True)
+    mat = write_vgg_file(os.path.join(folder, "imagenet-vgg-verydeep-19.mat"))
+    out = os.path.join(folder, "out.jpg")
+    common = ["--styles", os.path.join(INPUTS, "starry_night.jpg"), "--iterations", "1", "--output", out]
+    runs = {"sqz 256": ["--content", square_content(folder, 256), "--network-type", "sqz"] + common,
+            "vgg 512": ["--content", square_content(folder, 512), "--network-file", mat] + common}
+    env = dict(os.environ, XDG_CACHE_HOME=os.path.join(folder, "cache"))
+    import shutil
+    shutil.rmtree(env["XDG_CACHE_HOME"], ignore_errors=True)
+    first_vgg = startup_seconds(runs["vgg 512"], env)  # converts the file into the (empty) cache
+    times = {"import tensorflow": [], **{name: [] for name in runs}}
+    for _ in range(rounds):
+        times["import tensorflow"].append(import_seconds())
+        for name, argv in runs.items():
+            times[name].append(startup_seconds(argv, env))
+    medians = {name: statistics.median(values) for name, values in times.items()}
+    return {"medians": medians, "vgg_first_use": first_vgg, "mat_mb": os.path.getsize(mat) / 1e6}
+
+
+def lbfgs_cases(folder, parts=("startup", "speed", "quality", "time")):
+    """Issue 12's figures: start-up, L-BFGS's cost per iteration, its quality gate against SciPy's
+    L-BFGS-B, and the time to a good image. The CPU is printed above every table."""
+    if "startup" in parts:
+        r = startup_cases(folder)
+        m = r["medians"]
+        print(cpu_description())
+        print(f"start-up, to the end of the first iteration (median of 3, in turns; the file: {r['mat_mb']:.0f} MB):")
+        print(f"  import tensorflow alone: {m['import tensorflow']:.2f} s")
+        for name in ("sqz 256", "vgg 512"):
+            print(f"  {name}: {m[name]:.2f} s in all, {m[name] - m['import tensorflow']:.2f} s beyond the import")
+        print(f"  vgg 512 on first use (converting the .mat into the cache): {r['vgg_first_use']:.2f} s", flush=True)
+    if "speed" in parts:
+        print(cpu_description())
+        print("seconds per iteration, mean after warm-up, optimizers in turns in one process (random VGG19 weights):")
+        for network, size, rounds, iterations in (("sqz", 256, 4, 30), ("vgg", 512, 2, 6)):
+            r = in_subprocess("lbfgs_speed", network=network, size=size, rounds=rounds, iterations=iterations)
+            print(f"  {network} {r['size']}: lbfgs {r['lbfgs']:.4f}, adam {r['adam']:.4f} (lbfgs/adam "
+                  f"{r['lbfgs'] / r['adam']:.3f}), lbfgs-scipy {r['lbfgs-scipy']:.4f} (lbfgs-scipy/adam "
+                  f"{r['lbfgs-scipy'] / r['adam']:.3f}); lbfgs evaluations per iteration "
+                  f"{r['evaluations_per_iteration']:.3f}", flush=True)
+    if "quality" in parts:
+        rows = in_subprocess("quality_gate", width=512)
+        print(cpu_description())
+        print("total loss, --optim lbfgs vs lbfgs-scipy from the same start (SqueezeNet):")
+        for row in rows:
+            cells = "  ".join(f"{m}: {row['lbfgs'][m]:.5g} vs {row['lbfgs-scipy'][m]:.5g} "
+                              f"({row['lbfgs'][m] / row['lbfgs-scipy'][m] - 1:+.2%})" for m in row["lbfgs"])
+            print(f"  {row['pair']} {row['size']}: {cells}; {row['lbfgs_s']:.0f} s vs {row['lbfgs-scipy_s']:.0f} s",
+                  flush=True)
+    if "time" in parts:
+        r = in_subprocess("time_to_good_image", width=512)
+        print(cpu_description())
+        print(f"time to a good image, SqueezeNet {r['size']}, cat x Starry Night: wall seconds until the full-size "
+              f"loss is within 10% of what 1000 single-scale lbfgs-scipy iterations reach ({r['reference_loss']:.4g} "
+              f"after {r['reference_seconds']:.0f} s; lbfgs's loss is read every 10 iterations)")
+        base = r["runs"][0]["seconds"]
+        for run in r["runs"]:
+            took = "not reached" if run["seconds"] is None else (
+                f"{run['seconds']:.1f} s (iteration {run['iteration']} at full size; "
+                f"{base / run['seconds']:.2f}x sooner than the original's defaults)")
+            print(f"  --optim {run['optim']} --max-hierarchy {run['max_hierarchy']}: {took}", flush=True)
 
 
 def print_size_images(width, height):
@@ -372,9 +591,14 @@ def main():
                         "on 2 cores); the print-size results are written to DIR")
     parser.add_argument("--ray", metavar="DIR", help="only Ray's overhead per pair and per tile (a few minutes)")
     parser.add_argument("--print-size", metavar="DIR", help="only the 8000x6000 command-line run (~15 minutes)")
+    parser.add_argument("--lbfgs", metavar="DIR", help="only start-up, L-BFGS speed and quality, time to a good "
+                        "image (~1 h; DIR holds a 574 MB VGG19-sized file)")
+    parser.add_argument("--parts", default="startup,speed,quality,time", help="with --lbfgs: which of them")
     args = parser.parse_args()
     print(cpu_description())
-    if args.tiles or args.ray or args.print_size:
+    if args.tiles or args.ray or args.print_size or args.lbfgs:
+        if args.lbfgs:
+            lbfgs_cases(args.lbfgs, args.parts.split(","))
         if args.print_size:
             print_size_runs(args.print_size, gallery=False)
         if args.tiles:
@@ -405,13 +629,6 @@ def main():
     print(f"histogram matching 1024x1024: hist {hist['hist']:.3f} s, hist-rgb {hist['hist-rgb']:.3f} s")
     if args.quick:
         return
-    ttq = in_subprocess("time_to_quality", size=512, iterations=300)
-    print(f"time to quality, SqueezeNet {ttq['size']}, L-BFGS, 300 iterations at full size: wall seconds until "
-          f"the full-size total loss is within X% of what --max-hierarchy 1 ends with ({ttq['final_loss_h1']:.4g})")
-    for max_h, r in ttq["runs"].items():
-        reached = "  ".join(f"{name}: {'-' if t is None else f'{t:.1f}'}" for name, t in r["seconds_to"].items())
-        print(f"  --max-hierarchy {max_h}: {reached}  (final loss {r['final_loss']:.4g} after "
-              f"{r['total_seconds']:.1f} s)")
     if args.precision_study:
         print("precision / XLA, SqueezeNet 256 px, L-BFGS 200 iterations (final loss in float32):")
         for precision, jit in (("float32", False), ("float32", True), ("bfloat16", False), ("float16", False)):

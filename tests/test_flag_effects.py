@@ -134,16 +134,34 @@ def test_print_iterations_and_checkpoints(small_images, sqz_weights, tmp_path, c
                                                               "c0042x0064-0012.jpg"]
 
 
-def test_lbfgs_iterations_total_equals_the_flag_when_split(small_images, sqz_weights, tmp_path, capsys):
-    """Checkpoint chunks of 50: 120 iterations run as 50 + 50 + 20, never overshooting."""
+def test_scipy_lbfgs_iterations_total_equals_the_flag_when_split(small_images, sqz_weights, tmp_path, capsys):
+    """SciPy's L-BFGS-B in checkpoint chunks of 50: 120 iterations run as 50 + 50 + 20, never overshooting."""
     neural_style.main(["--content", small_images["cat.png"], "--styles", small_images["starry_night.jpg"],
                        "--network-type", "sqz", "--network-file", sqz_weights, "--iterations", "120",
-                       "--width", "64", "--checkpoint-iterations", "10", "--tv-weight", "1",
+                       "--width", "64", "--checkpoint-iterations", "10", "--tv-weight", "1", "--optim", "lbfgs-scipy",
                        "--checkpoint-output", str(tmp_path / "c%s.png"), "--output", str(tmp_path / "o.png")])
     err = capsys.readouterr().err
     assert "raised to 50" in err and "hurts convergence" in err
     assert sorted(p.name for p in tmp_path.glob("c*.png")) == ["c0042x0064-0050.png", "c0042x0064-0100.png",
                                                               "c0042x0064-0120.png"]
+
+
+def test_lbfgs_checkpoints_do_not_restart_it(small_images, sqz_weights, tmp_path, capsys):
+    """The device L-BFGS keeps its history over checkpoints: checkpoints every 10 iterations change
+    nothing in the result, and are not raised to 50."""
+    argv = ["--content", small_images["cat.png"], "--styles", small_images["starry_night.jpg"], "--network-type", "sqz",
+            "--network-file", sqz_weights, "--iterations", "30", "--width", "64", "--no-collage"]
+    neural_style.main(argv + ["--output", str(tmp_path / "plain.png")])
+    neural_style.main(argv + ["--output", str(tmp_path / "split.png"), "--checkpoint-iterations", "10",
+                              "--checkpoint-output", str(tmp_path / "c%s.png")])
+    out = capsys.readouterr()
+    assert "raised" not in out.err and "hurts convergence" not in out.err
+    assert sorted(p.name for p in tmp_path.glob("c*.png")) == ["c0042x0064-0010.png", "c0042x0064-0020.png",
+                                                              "c0042x0064-0030.png"]
+    plain, split = (images.load_image(str(tmp_path / name)) for name in ("plain.png", "split.png"))
+    assert np.array_equal(plain, split)
+    finals = [block.split("content loss")[-1] for block in out.out.split("wrote ")[:2]]
+    assert finals[0] == finals[1]  # the same final losses, to the printed digit
 
 
 def test_vgg_network_type_and_file(small_images, tmp_path):

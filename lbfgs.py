@@ -1,0 +1,279 @@
+"""L-BFGS that stays on the device (--optim lbfgs).
+
+The algorithm of SciPy's L-BFGS-B without bounds, which `--optim lbfgs-scipy` runs: 10
+correction pairs, the Moré-Thuente line search of MINPACK-2 (dcsrch; it ends on a step that
+satisfies the strong Wolfe conditions) with L-BFGS-B's tolerances, a first step of length 1, at
+most 20 evaluations per line search, a restart from steepest descent when a line search fails,
+and the same stopping tests. Written here in TensorFlow, so that one iteration, line search
+included, is one compiled call: the image, its gradient, the correction pairs and the best image
+stay on the device, and the host reads back only what it prints, checkpoints or checks. The
+state lives in variables, so a run split at checkpoints keeps its curvature history.
+
+(TensorFlow Probability's `lbfgs_minimize` was the alternative: it runs its whole loop in one
+call, so it cannot stop at a checkpoint or a printed line without restarting, its line search
+is Hager-Zhang's (approximate Wolfe conditions, not SciPy's), and it is one more dependency that
+must follow TensorFlow's releases.)
+"""
+from typing import NamedTuple
+
+import tensorflow as tf
+
+MEMORY = 10              # correction pairs (L-BFGS-B's maxcor)
+MAX_EVALUATIONS = 20     # per line search (maxls)
+FTOL, GTOL, XTOL = 1e-3, 0.9, 0.1  # dcsrch's sufficient decrease, curvature and interval tolerances
+STEP_MAX = 1e10
+PGTOL = 1e-5             # stop when no gradient component is larger (SciPy's gtol)
+FACTR = 2.22e-9          # stop when f fell by less than this, relatively (SciPy's ftol)
+F64 = tf.float64
+
+
+def _dot(a, b):
+    return tf.reduce_sum(a * b)
+
+
+def _sign(negative):
+    return tf.where(negative, tf.constant(-1.0, F64), tf.constant(1.0, F64))
+
+
+def _gamma(theta, a, b):
+    """The root in the minimiser of the cubic interpolating two points (clamped at 0 for
+    rounding, where dcstep clamps it in one case of four)."""
+    s = tf.reduce_max(tf.abs(tf.stack([theta, a, b])))
+    return s * tf.sqrt(tf.maximum(tf.square(theta / s) - (a / s) * (b / s), 0.0))
+
+
+def _dcstep(stx, fx, dx, sty, fy, dy, stp, fp, dp, brackt, stpmin, stpmax):
+    """MINPACK-2's dcstep on float64 scalars: a safeguarded trial step and the new interval.
+    The graph has no cheap branches, so every case is computed and one is selected."""
+    right = stp > stx
+    theta_x = 3.0 * (fx - fp) / (stp - stx) + dx + dp
+
+    # Case 1, a higher function value: the minimum is bracketed.
+    g1 = _gamma(theta_x, dx, dp) * _sign(stp < stx)
+    r1 = ((g1 - dx) + theta_x) / (((g1 - dx) + g1) + dp)
+    stpc1 = stx + r1 * (stp - stx)
+    stpq1 = stx + ((dx / ((fx - fp) / (stp - stx) + dx)) / 2.0) * (stp - stx)
+    stpf1 = tf.where(tf.abs(stpc1 - stx) <= tf.abs(stpq1 - stx), stpc1, stpc1 + (stpq1 - stpc1) / 2.0)
+
+    # Case 2, lower value and derivatives of opposite signs: bracketed.
+    g2 = _gamma(theta_x, dx, dp) * _sign(right)
+    r2 = ((g2 - dp) + theta_x) / (((g2 - dp) + g2) + dx)
+    stpc2 = stp + r2 * (stx - stp)
+    secant = stp + (dp / (dp - dx)) * (stx - stp)
+    stpf2 = tf.where(tf.abs(stpc2 - stp) > tf.abs(secant - stp), stpc2, secant)
+
+    # Case 3, lower value, same signs, the derivative decreases in magnitude.
+    g3 = _gamma(theta_x, dx, dp) * _sign(right)
+    r3 = ((g3 - dp) + theta_x) / ((g3 + (dx - dp)) + g3)
+    stpc3 = tf.where((r3 < 0.0) & (g3 != 0.0), stp + r3 * (stx - stp), tf.where(right, stpmax, stpmin))
+    bracketed3 = tf.where(tf.abs(stpc3 - stp) < tf.abs(secant - stp), stpc3, secant)
+    bracketed3 = tf.where(right, tf.minimum(stp + 0.66 * (sty - stp), bracketed3),
+                          tf.maximum(stp + 0.66 * (sty - stp), bracketed3))
+    open3 = tf.clip_by_value(tf.where(tf.abs(stpc3 - stp) > tf.abs(secant - stp), stpc3, secant), stpmin, stpmax)
+    stpf3 = tf.where(brackt, bracketed3, open3)
+
+    # Case 4, lower value, same signs, the derivative does not decrease in magnitude.
+    theta_y = 3.0 * (fp - fy) / (sty - stp) + dy + dp
+    g4 = _gamma(theta_y, dy, dp) * _sign(stp > sty)
+    r4 = ((g4 - dp) + theta_y) / (((g4 - dp) + g4) + dy)
+    stpf4 = tf.where(brackt, stp + r4 * (sty - stp), tf.where(right, stpmax, stpmin))
+
+    case1 = fp > fx
+    opposite = tf.sign(dp) * tf.sign(dx) < 0.0
+    case2 = ~case1 & opposite
+    case3 = ~case1 & ~opposite & (tf.abs(dp) < tf.abs(dx))
+    stpf = tf.where(case1, stpf1, tf.where(case2, stpf2, tf.where(case3, stpf3, stpf4)))
+
+    # The new interval: [stx, sty] keeps the lowest point at stx.
+    new_y = case1 | opposite
+    sty, fy, dy = (tf.where(case1, p, tf.where(new_y, x, y)) for p, x, y in ((stp, stx, sty), (fp, fx, fy), (dp, dx, dy)))
+    stx, fx, dx = (tf.where(case1, x, p) for p, x in ((stp, stx), (fp, fx), (dp, dx)))
+    return stx, fx, dx, sty, fy, dy, stpf, brackt | case1 | case2
+
+
+class _Search(NamedTuple):
+    """dcsrch's saved state (MINPACK-2's isave/dsave), float64 scalars but `brackt`."""
+    brackt: tf.Tensor
+    stage: tf.Tensor
+    finit: tf.Tensor
+    ginit: tf.Tensor
+    width: tf.Tensor
+    width1: tf.Tensor
+    stx: tf.Tensor
+    fx: tf.Tensor
+    gx: tf.Tensor
+    sty: tf.Tensor
+    fy: tf.Tensor
+    gy: tf.Tensor
+    stmin: tf.Tensor
+    stmax: tf.Tensor
+
+
+def _search_start(stp, f0, g0):
+    zero = tf.constant(0.0, F64)
+    width = tf.constant(STEP_MAX, F64)
+    return _Search(tf.constant(False), tf.constant(1.0, F64), f0, g0, width, width / 0.5,
+                   zero, f0, g0, zero, f0, g0, zero, stp + 4.0 * stp)
+
+
+def _search_next(s, stp, f, g):
+    """dcsrch after an evaluation at `stp`: (state, next step, done). Done with the step
+    evaluated when it satisfies the strong Wolfe conditions (or, dcsrch's warnings, when no
+    progress is possible); else the next step to evaluate."""
+    gtest = FTOL * s.ginit
+    ftest = s.finit + stp * gtest
+    stage = tf.where((s.stage == 1.0) & (f <= ftest) & (g >= 0.0), tf.constant(2.0, F64), s.stage)
+    done = ((s.brackt & ((stp <= s.stmin) | (stp >= s.stmax))) |
+            (s.brackt & (s.stmax - s.stmin <= XTOL * s.stmax)) |
+            ((stp == STEP_MAX) & (f <= ftest) & (g <= gtest)) |
+            ((stp == 0.0) & ((f > ftest) | (g >= gtest))) |
+            ((f <= ftest) & (tf.abs(g) <= GTOL * -s.ginit)))
+
+    # In the first stage, while the value is above the sufficient-decrease line but below the
+    # lowest one, dcstep works on the function shifted by that line.
+    shift = tf.where((stage == 1.0) & (f <= s.fx) & (f > ftest), gtest, tf.zeros_like(gtest))
+    stx, fx, gx, sty, fy, gy, new, brackt = _dcstep(
+        s.stx, s.fx - s.stx * shift, s.gx - shift, s.sty, s.fy - s.sty * shift, s.gy - shift,
+        stp, f - stp * shift, g - shift, s.brackt, s.stmin, s.stmax)
+    fx, fy, gx, gy = fx + stx * shift, fy + sty * shift, gx + shift, gy + shift
+
+    # Bisect when the interval does not shrink fast enough.
+    bisect = brackt & (tf.abs(sty - stx) >= 0.66 * s.width1)
+    new = tf.where(bisect, stx + 0.5 * (sty - stx), new)
+    width1 = tf.where(brackt, s.width, s.width1)
+    width = tf.where(brackt, tf.abs(sty - stx), s.width)
+    stmin = tf.where(brackt, tf.minimum(stx, sty), new + 1.1 * (new - stx))
+    stmax = tf.where(brackt, tf.maximum(stx, sty), new + 4.0 * (new - stx))
+    new = tf.clip_by_value(new, 0.0, STEP_MAX)
+    stuck = brackt & ((new <= stmin) | (new >= stmax) | (stmax - stmin <= XTOL * stmax))
+    new = tf.where(stuck, stx, new)  # no progress possible: the best point of the search
+
+    state = _Search(brackt, stage, s.finit, s.ginit, width, width1, stx, fx, gx, sty, fy, gy, stmin, stmax)
+    state = tf.nest.map_structure(lambda old, upd: tf.where(done, old, upd), s._replace(stage=stage), state)
+    return state, tf.where(done, stp, new), done
+
+
+class LBFGS:
+    """L-BFGS on an image: `reset(x0, losses, gradient)` starts a run (the losses and gradient
+    at x0 are already known), each `step()` is one iteration. Made once per stylizer (its
+    size) and reset for every run, so the tiles of a level share one trace. Variables the
+    host reads: `best_image`, `best_losses`, `last_losses` (of the current image, or of the
+    evaluation that was not finite), `iterations` and `stopped` (converged, or a line search
+    failed twice, or the loss was not finite)."""
+
+    def __init__(self, loss_and_grad, shape):
+        self.loss_and_grad = loss_and_grad
+        self.x, self.g = (tf.Variable(tf.zeros(shape, F64)) for _ in range(2))  # float64, as SciPy's
+        self.best_image = tf.Variable(tf.zeros(shape))
+        # The pairs newest first, one variable each: dense reads and writes only (slicing one
+        # stacked variable made every read of it a copy of all ten pairs).
+        self.s = [tf.Variable(tf.zeros(shape, F64)) for _ in range(MEMORY)]
+        self.y = [tf.Variable(tf.zeros(shape, F64)) for _ in range(MEMORY)]
+        self.rho = tf.Variable(tf.zeros([MEMORY], F64))  # 1 / s.y per pair; 0 marks an empty slot
+        self.f = tf.Variable(tf.constant(0.0, F64))
+        self.last_losses, self.best_losses = tf.Variable(tf.zeros([4])), tf.Variable(tf.zeros([4]))
+        self.iterations = tf.Variable(0)
+        self.evaluations = tf.Variable(0)  # of the loss, in all (benchmarks report it per iteration)
+        self.stopped = tf.Variable(False)
+        self.step = tf.function(self._step, autograph=False)  # graph control flow is written out
+
+    def reset(self, x0, losses, gradient):
+        for variable, value in ((self.x, tf.cast(x0, F64)), (self.best_image, x0), (self.g, tf.cast(gradient, F64)),
+                                (self.last_losses, losses), (self.best_losses, losses)):
+            variable.assign(value)
+        self.f.assign(tf.cast(losses[3], F64))
+        self.rho.assign(tf.zeros_like(self.rho))
+        self.iterations.assign(0)
+        self.evaluations.assign(0)
+        self.stopped.assign(bool(tf.reduce_max(tf.abs(gradient)) <= PGTOL))
+
+    def _direction(self):
+        """-H g by the two-loop recursion over the stored pairs (empty ones, rho 0, do nothing)."""
+        q = self.g.read_value()
+        alphas = []
+        for s, y, rho in zip(self.s, self.y, tf.unstack(self.rho)):  # newest first
+            alpha = rho * _dot(s, q)
+            q -= alpha * y
+            alphas.append(alpha)
+        rho = self.rho[0]
+        gamma = tf.where(rho > 0.0, 1.0 / (rho * _dot(self.y[0], self.y[0])), tf.ones_like(rho))  # s.y / y.y
+        r = gamma * q
+        for s, y, rho, alpha in reversed(list(zip(self.s, self.y, tf.unstack(self.rho), alphas))):
+            beta = rho * _dot(y, r)
+            r += (alpha - beta) * s
+        return -r
+
+    def _step(self):
+        """One iteration: direction, line search, update. Nothing happens once stopped. Written
+        with as little nesting of graph control flow as it allows: each level costs tracing time."""
+        was_stopped = self.stopped.read_value()
+        g = self.g.read_value()
+        d = self._direction()
+        gd = _dot(g, d)
+        descent = gd < 0.0
+        d = tf.where(descent, d, -g)  # not a descent direction: steepest descent, and forget the pairs
+        gd = tf.where(descent, gd, -_dot(g, g))
+        stp = tf.minimum(tf.where(self.iterations == 0, 1.0 / tf.sqrt(-gd), tf.ones_like(gd)), STEP_MAX)  # length 1
+        can_restart = descent & tf.reduce_any(self.rho > 0.0)
+        x, f0 = self.x.read_value(), self.f.read_value()
+
+        def evaluate(n, k, stp, search, done, failed, restarted, d, gd, losses, grad):
+            losses, grad = self.loss_and_grad(tf.cast(x + stp * d, tf.float32))  # the loss in float32
+            grad = tf.cast(grad, F64)
+            f, dg = tf.cast(losses[3], F64), _dot(grad, d)
+            search, next_stp, done = _search_next(search, stp, f, dg)
+            done = done | ~tf.math.is_finite(f) | ~tf.math.is_finite(dg)
+            # As L-BFGS-B: a line search that fails forgets the pairs and tries steepest descent;
+            # if that fails too (or there were no pairs), the run stops.
+            exhausted = ~done & (k + 1 >= MAX_EVALUATIONS)
+            restart = exhausted & can_restart & ~restarted
+            failed = exhausted & ~restart
+            d = tf.where(restart, -g, d)
+            gd = tf.where(restart, -_dot(g, g), gd)
+            one = tf.ones_like(stp)
+            search = tf.nest.map_structure(lambda fresh, old: tf.where(restart, fresh, old),
+                                           _search_start(one, f0, gd), search)
+            return (n + 1, tf.where(restart, 0, k + 1), tf.where(restart, one, next_stp), search, done, failed,
+                    restarted | restart, d, gd, losses, grad)
+
+        zero = tf.constant(0)
+        n, _, stp, _, done, failed, restarted, d, _, losses, grad = tf.while_loop(
+            lambda n, k, stp, search, done, failed, *_: ~done & ~failed, evaluate,
+            (zero, zero, stp, _search_start(stp, f0, gd), was_stopped, tf.constant(False), tf.constant(False), d, gd,
+             self.last_losses.read_value(), g))
+        self.evaluations.assign_add(n)
+        f = tf.cast(losses[3], F64)
+        finite = tf.math.is_finite(f)
+        accepted = ~was_stopped & done & ~failed & finite
+        s = stp * d
+        y = grad - g
+        sy = _dot(s, y)
+        keep = accepted & (sy > 2.2e-16 * -gd * stp)  # L-BFGS-B skips pairs without enough curvature
+        rho = tf.where(~descent | restarted, tf.zeros_like(self.rho), self.rho)
+
+        def store():  # shift out the oldest pair
+            for pairs, new in ((self.s, s), (self.y, y)):
+                for older, newer in zip(pairs[:0:-1], pairs[-2::-1]):
+                    older.assign(newer)
+                pairs[0].assign(new)
+            return tf.concat([[1.0 / sy], rho[:-1]], 0)
+
+        self.rho.assign(tf.cond(keep, store, lambda: rho))
+
+        def update():
+            self.x.assign_add(s)
+            self.g.assign(grad)
+            self.f.assign(f)
+            self.best_image.assign(tf.where(losses[3] < self.best_losses[3], tf.cast(self.x, tf.float32),
+                                            self.best_image))
+            return tf.constant(True)
+
+        tf.cond(accepted, update, lambda: tf.constant(False))
+        better = accepted & (losses[3] < self.best_losses[3])  # the line search ends lower but for its warnings
+        self.best_losses.assign(tf.where(better, losses, self.best_losses))
+        self.iterations.assign_add(tf.cast(accepted, tf.int32))
+        converged = accepted & ((tf.reduce_max(tf.abs(grad)) <= PGTOL) |
+                                (f0 - f <= FACTR * tf.maximum(tf.maximum(tf.abs(f0), tf.abs(f)), 1.0)))
+        # A loss that is not finite stops the run; the host sees it in last_losses.
+        self.stopped.assign(was_stopped | converged | failed | ~finite)
+        self.last_losses.assign(tf.where(accepted | ~finite, losses, self.last_losses))
