@@ -178,7 +178,7 @@ def available_memory():
 
 
 SCIPY_IMAGE_COPIES = 26  # float64 image-sized arrays SciPy's L-BFGS-B holds: 2 x maxcor history + work
-LBFGS_IMAGE_COPIES = 30  # float32 ones of lbfgs.py: 2 x 10 pairs, image, gradient, best, trial point, work
+LBFGS_IMAGE_COPIES = 28  # float64 ones of lbfgs.py: 2 x 10 pairs, image, gradient, direction, trial, work
 FULL_IMAGE_COPIES = 10   # float32 whole-level arrays the run keeps (content, running, start, result, ...)
 
 
@@ -193,8 +193,8 @@ def level_memory(network_class, size, optim, tile=None):
         height, width = min(height, tile), min(width, tile)
     activations = 4 * network_class.activation_elements(height, width) * network_class.memory_factor
     pixels = height * width * 3
-    copies = {"lbfgs": 4 * LBFGS_IMAGE_COPIES, "lbfgs-scipy": 8 * SCIPY_IMAGE_COPIES, "cg": 8 * SCIPY_IMAGE_COPIES}
-    optimizer = copies.get(optim, 6 * 4) * pixels
+    copies = {"lbfgs": 8 * LBFGS_IMAGE_COPIES, "lbfgs-scipy": 8 * SCIPY_IMAGE_COPIES, "cg": 8 * SCIPY_IMAGE_COPIES}
+    optimizer = copies.get(optim, 6 * 4) * pixels  # Adam: 6 float32 copies
     return activations + optimizer + buffers
 
 

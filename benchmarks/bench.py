@@ -232,27 +232,35 @@ def time_to_good_image(width, reference_iterations=1000, within=1.10):
     return result
 
 
-def lbfgs_speed(network, size, rounds, iterations):
-    """Seconds per iteration of --optim lbfgs, adam and lbfgs-scipy, measured in turns (rounds of
-    each) in one process: the mean over all iterations after the first two of each run (line
-    searches that take two evaluations included). Also L-BFGS's loss evaluations per iteration."""
+def lbfgs_speed(network, size, rounds, iterations, warm_up):
+    """Seconds per iteration of --optim lbfgs, adam and lbfgs-scipy, in turns (rounds of each) in
+    one process: the mean over the iterations after the first `warm_up` of each run (L-BFGS's
+    first iterations search long for their step; a run of hundreds of iterations averages about
+    one evaluation per iteration), line searches of two evaluations included. Also L-BFGS's loss
+    evaluations per iteration over the same iterations."""
     import numpy as np
     import stylize
     net = build_network(network)
     content, style = test_images(size)
     stylizer = stylize.Stylizer(net, content, [style], [1.0], stylize.LossWeights())
     times = {"lbfgs": [], "adam": [], "lbfgs-scipy": []}
+    evaluations = []
     for _ in range(rounds):
         for optim in times:
             stamps = []
+
+            def note(i, losses):
+                stamps.append(time.perf_counter())
+                if optim == "lbfgs" and i in (warm_up, iterations):
+                    evaluations.append(int(stylizer.optimizers["lbfgs"].evaluations.numpy()))
             for step in stylize.stylize(net, content, content, [style], [1.0], optim=optim, iterations=iterations,
-                                        quiet=True, stylizer=stylizer,
-                                        on_iteration=lambda i, losses: stamps.append(time.perf_counter())):
+                                        quiet=True, stylizer=stylizer, on_iteration=note):
                 pass
-            times[optim] += list(np.diff(stamps[1:]))
-    device = stylizer.optimizers["lbfgs"]
+            times[optim] += list(np.diff(stamps[warm_up - 1:]))
+    counted = sum(b - a for a, b in zip(evaluations[::2], evaluations[1::2]))
     return {"network": network, "size": f"{size}x{size}", **{optim: float(np.mean(t)) for optim, t in times.items()},
-            "evaluations_per_iteration": int(device.evaluations.numpy()) / max(1, int(device.iterations.numpy()))}
+            "evaluations_per_iteration": counted / (rounds * (iterations - warm_up)), "warm_up": warm_up,
+            "iterations": iterations}
 
 
 def write_vgg_file(path):
@@ -368,9 +376,11 @@ def lbfgs_cases(folder, parts=("startup", "speed", "quality", "time")):
     if "speed" in parts:
         print(cpu_description())
         print("seconds per iteration, mean after warm-up, optimizers in turns in one process (random VGG19 weights):")
-        for network, size, rounds, iterations in (("sqz", 256, 4, 30), ("vgg", 512, 2, 6)):
-            r = in_subprocess("lbfgs_speed", network=network, size=size, rounds=rounds, iterations=iterations)
-            print(f"  {network} {r['size']}: lbfgs {r['lbfgs']:.4f}, adam {r['adam']:.4f} (lbfgs/adam "
+        for network, size, rounds, iterations, warm_up in (("sqz", 256, 3, 100, 40), ("vgg", 512, 1, 24, 12)):
+            r = in_subprocess("lbfgs_speed", network=network, size=size, rounds=rounds, iterations=iterations,
+                              warm_up=warm_up)
+            print(f"  {network} {r['size']}, iterations {r['warm_up'] + 1}-{r['iterations']} of each run: "
+                  f"lbfgs {r['lbfgs']:.4f}, adam {r['adam']:.4f} (lbfgs/adam "
                   f"{r['lbfgs'] / r['adam']:.3f}), lbfgs-scipy {r['lbfgs-scipy']:.4f} (lbfgs-scipy/adam "
                   f"{r['lbfgs-scipy'] / r['adam']:.3f}); lbfgs evaluations per iteration "
                   f"{r['evaluations_per_iteration']:.3f}", flush=True)

@@ -17,6 +17,19 @@ sys.path.insert(0, ROOT)
 import images  # noqa: E402
 
 
+@pytest.fixture(scope="session", autouse=True)
+def own_user_cache(tmp_path_factory):
+    """The suite never writes into the user's cache (converted weights): its own, for every test
+    and every process a test starts."""
+    saved = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("user-cache"))
+    yield
+    if saved is None:
+        del os.environ["XDG_CACHE_HOME"]
+    else:
+        os.environ["XDG_CACHE_HOME"] = saved
+
+
 def input_path(name):
     return os.path.join(INPUTS, name)
 

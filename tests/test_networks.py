@@ -162,6 +162,37 @@ def test_wrong_shapes_and_missing_layers_are_named(tmp_path, sqz_mat):
         vgg.load(sqz_weights)
 
 
+def test_vgg_file_is_read_once_then_from_its_converted_copy(tmp_path, monkeypatch):
+    """The .mat is converted on first use into the user cache, under its SHA-256; later runs
+    read the copy (no .mat parsing); a changed file or a damaged copy is converted again."""
+    monkeypatch.setattr(network, "cache_dir", lambda: str(tmp_path / "cache"))
+    path = write_vgg_mat(str(tmp_path / "vgg.mat"))
+    first = vgg.load(path)
+    converted = tmp_path / "cache" / network.CONVERTED_FOLDER / f"vgg19-{sha256(path)}.npz"
+    assert converted.is_file()
+
+    def no_mat(*_):
+        raise AssertionError("the .mat was read again")
+    monkeypatch.setattr(vgg, "read_mat", no_mat)
+    again = vgg.load(path)
+    for name, (kernel, bias) in first.weights.items():
+        np.testing.assert_array_equal(again.weights[name][0].numpy(), kernel.numpy())
+        np.testing.assert_array_equal(again.weights[name][1].numpy(), bias.numpy())
+    np.testing.assert_array_equal(again.mean_pixel, first.mean_pixel)
+
+    monkeypatch.undo()
+    monkeypatch.setattr(network, "cache_dir", lambda: str(tmp_path / "cache"))
+    write_vgg_mat(path, rng=np.random.default_rng(7))  # new weights: a new size or time, a new hash
+    os.utime(path, ns=(1, 1))
+    changed = vgg.load(path)
+    assert not np.array_equal(changed.weights["conv1_1"][0].numpy(), first.weights["conv1_1"][0].numpy())
+    assert (tmp_path / "cache" / network.CONVERTED_FOLDER / f"vgg19-{sha256(path)}.npz").is_file()
+
+    for copy in (tmp_path / "cache" / network.CONVERTED_FOLDER).glob("*.npz"):
+        copy.write_bytes(b"damaged")
+    np.testing.assert_array_equal(vgg.load(path).weights["conv1_1"][0].numpy(), changed.weights["conv1_1"][0].numpy())
+
+
 @pytest.fixture
 def isolated_lookup(tmp_path, monkeypatch):
     """A lookup with an empty repository root, cache and models folder of its own."""
