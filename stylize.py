@@ -296,8 +296,8 @@ class TransferLoss:
 def _graph_rewrites_off_on_cpu():
     """TensorFlow's graph optimizer (Grappler) rewrites every new compiled function on its first
     call: about 1 s here for the L-BFGS step, at each start. On the CPU its rewrites gained nothing
-    measurable per iteration (benchmarks/bench.py --startup), so there it is off; with a GPU it
-    stays on (its layout and fusion passes are made for GPUs)."""
+    per iteration (benchmarks/bench.py prints both ways), so there it is off; with a GPU it stays
+    on (its layout and fusion passes are made for GPUs)."""
     if not tf.config.list_physical_devices("GPU"):
         tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
 

@@ -1,19 +1,28 @@
 """Speed and memory of neural-style on this machine: see the README's performance section.
 
-    python benchmarks/bench.py            # every case (about 7 minutes on 2 CPU cores)
+    python benchmarks/bench.py            # the main table (20-30 minutes on 2 CPU cores)
     python benchmarks/bench.py --quick    # SqueezeNet 256 px and VGG19 256 px only
+    python benchmarks/bench.py --lbfgs DIR   # start-up, L-BFGS speed and quality, time to a good image (~1 h)
     python benchmarks/bench.py --tiles DIR   # tiled levels: memory, print sizes, overlap cost (~1 h)
     python benchmarks/bench.py --ray DIR     # Ray's overhead per pair and per tile
 
-For VGG19 (random weights of the real shapes, built in memory: no weights file is needed) and
-SqueezeNet v1.1 (../shared/weights/sqz_notop.mat), at 256 and 512 px, for lbfgs and adam, it
-prints: the median seconds per iteration of a real stylize() run after warm-up; the floor, the
-median time of one forward+backward pass of the same network to the same deepest layer with a
-trivial loss, measured in the same process; their ratio; the time to the first iteration
+Every table is preceded by the CPU it ran on (model, AVX-512, bfloat16): figures compare only
+on one machine, and this machine's speed drifts, so comparisons are measured in one run.
+
+The main table: for VGG19 (random weights of the real shapes, built in memory: no weights file
+is needed) and SqueezeNet v1.1 (../shared/weights/sqz_notop.mat), at 256 and 512 px, for lbfgs
+and adam, the median seconds per iteration of a real stylize() run after warm-up; the floor,
+the median time of one forward+backward pass of the same network to the same deepest layer
+with a trivial loss, measured in the same process; their ratio; the time to the first iteration
 (tracing and compiling); and the peak resident memory of the run and of the floor alone. Each
 case runs in its own process so peaks do not mix. It also times colour-transfer histogram
-matching at 1024x1024, and, for a 512 px SqueezeNet transfer, the wall time to reach a given
-total loss with --max-hierarchy 1 versus 3.
+matching at 1024x1024.
+
+--lbfgs: the command line's start-up (to the end of the first iteration, beyond `import
+tensorflow`) for SqueezeNet 256x256 and VGG19 512x512 with a file as large as the real one
+(written into DIR); seconds per iteration of lbfgs, adam and lbfgs-scipy in turns; the loss of
+lbfgs against lbfgs-scipy after 50/200/500 iterations on the three bundled pairs at 512 px; and
+the wall time to come within 10% of what 1000 single-scale lbfgs-scipy iterations reach.
 """
 import argparse
 import json
@@ -101,10 +110,13 @@ def measure_floor(net, layer, shape, repeats):
     return statistics.median(times)
 
 
-def run_case(network, size, optim, iterations, precision="float32", jit=False, floor_only=False):
-    """One case in this process; returns a dict of figures."""
+def run_case(network, size, optim, iterations, precision="float32", jit=False, floor_only=False, grappler=False):
+    """One case in this process; returns a dict of figures. `grappler`: keep TensorFlow's graph
+    optimizer on (stylize.py turns it off on the CPU) to compare."""
     import numpy as np
     import stylize
+    if grappler:
+        stylize._graph_rewrites_off_on_cpu = lambda: None
     net = build_network(network, precision)
     content, style = test_images(size)
     shape = (1,) + content.shape
@@ -620,7 +632,9 @@ def main():
     print(f"{'network':8} {'size':>8} {'optim':6} {'s/iter':>8} {'floor s':>8} {'ratio':>6} "
           f"{'1st iter s':>10} {'peak MB':>8} {'floor peak MB':>13} traces")
     cases = [(network, size, "float32") for network in ("sqz", "vgg") for size in sizes]
-    cases.append(("vgg", sizes[-1], "bfloat16"))  # what --precision auto picks for VGG19 on this CPU
+    from neural_style import cpu_has_native_bfloat16
+    if cpu_has_native_bfloat16():
+        cases.append(("vgg", sizes[-1], "bfloat16"))  # what --precision auto picks for VGG19 on this CPU
     for network, size, precision in cases:
         floor_alone = in_subprocess("run_case", network=network, size=size, optim="adam", iterations=0,
                                     precision=precision, floor_only=True)
@@ -632,6 +646,14 @@ def main():
             print(f"{name:8} {r['size']:>8} {optim:6} {r['s_per_iter']:8.4f} {r['floor_s']:8.4f} "
                   f"{r['ratio']:6.2f} {r['first_iter_s']:10.2f} {r['peak_mb']:8.0f} "
                   f"{floor_alone['floor_peak_mb']:13.0f} {r['traces']}", flush=True)
+    print(cpu_description())
+    print("TensorFlow's graph optimizer (Grappler), off (as stylize.py runs on a CPU) and on: s/iter, 1st iter s")
+    for network, size, iterations in (("sqz", 256, 40), ("vgg", sizes[-1], 12)):
+        for optim in ("lbfgs", "adam"):
+            off, on = (in_subprocess("run_case", network=network, size=size, optim=optim, iterations=iterations,
+                                     grappler=grappler) for grappler in (False, True))
+            print(f"  {network} {size} {optim}: off {off['s_per_iter']:.4f} s, {off['first_iter_s']:.2f} s; "
+                  f"on {on['s_per_iter']:.4f} s, {on['first_iter_s']:.2f} s", flush=True)
     print("largest 4:3 image by the memory estimate (8 / 16 / 24 GiB):")
     for name, optim, row in memory_table():
         print(f"  {name:10} {optim:6} " + "  ".join(row))
