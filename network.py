@@ -86,10 +86,12 @@ def _file_digest(path):
 def cached_conversion(path, kind, convert):
     """`convert(path)` ({name: array}) of a weights file, kept in the user cache after the first
     use: reading the 534 MB VGG19 .mat takes seconds, its converted conv layers (80 MB) a tenth of
-    one. The copy is named by the file's SHA-256; an index maps the file's path, size and
-    modification time to it, so the file is hashed only when it is new or has changed. A cache
-    that cannot be read or written is passed over (the file is converted again)."""
+    one. The copy is a folder of .npy files named by the file's SHA-256, memory-mapped when read
+    (the network copies each array once, into its own constant); an index maps the file's path,
+    size and modification time to it, so the file is hashed only when it is new or has changed.
+    A cache that cannot be read or written is passed over (the file is converted again)."""
     import json
+    import shutil
     folder = os.path.join(cache_dir(), CONVERTED_FOLDER)
     index_path = os.path.join(folder, "index.json")
     stat = os.stat(path)
@@ -104,18 +106,24 @@ def cached_conversion(path, kind, convert):
     known = index.get(entry)
     if isinstance(known, dict) and known.get("stamp") == stamp:
         try:
-            with np.load(os.path.join(folder, f"{kind}-{known['sha256']}.npz"), allow_pickle=False) as data:
-                return {key: data[key] for key in data.files}
+            copy = os.path.join(folder, f"{kind}-{known['sha256']}")
+            with open(os.path.join(copy, "names.json")) as f:
+                names = json.load(f)
+            return {name: np.load(os.path.join(copy, _array_file(name)), mmap_mode="r", allow_pickle=False)
+                    for name in names}
         except (OSError, ValueError, KeyError, TypeError):
             pass
     arrays = convert(path)
     try:
-        os.makedirs(folder, exist_ok=True)
         digest = _file_digest(path)
-        target = os.path.join(folder, f"{kind}-{digest}.npz")
+        target = os.path.join(folder, f"{kind}-{digest}")
         partial = f"{target}.{os.getpid()}.partial"
-        with open(partial, "wb") as f:
-            np.savez(f, **arrays)
+        os.makedirs(partial, exist_ok=True)
+        for name, array in arrays.items():
+            np.save(os.path.join(partial, _array_file(name)), array, allow_pickle=False)
+        with open(os.path.join(partial, "names.json"), "w") as f:
+            json.dump(list(arrays), f)
+        shutil.rmtree(target, ignore_errors=True)  # a damaged copy
         os.replace(partial, target)
         index[entry] = {"stamp": stamp, "sha256": digest}
         with open(f"{index_path}.{os.getpid()}.partial", "w") as f:
@@ -124,6 +132,11 @@ def cached_conversion(path, kind, convert):
     except OSError:
         pass
     return arrays
+
+
+def _array_file(name):
+    """The .npy file of an array named like "conv1_1/kernel" (layer names hold no dots)."""
+    return name.replace("/", ".") + ".npy"
 
 
 def read_mat(path):
@@ -145,13 +158,12 @@ def check_conv(path, name, kernel, bias, ksize, in_channels):
     if kernel.ndim != 4 or kernel.shape[:3] != expected or bias.shape[0] != kernel.shape[3]:
         raise ToolError(f"weights file {path}: layer {name} has kernel {kernel.shape} and bias "
                         f"{bias.shape}, expected kernel {expected + ('N',)} and bias (N,)")
-    return kernel.astype(np.float32), bias.astype(np.float32)
+    return kernel.astype(np.float32, copy=False), bias.astype(np.float32, copy=False)  # no copy of a memory map
 
 
 def conv(x, weights, stride=1, padding="SAME"):
-    kernel, bias = weights
-    return tf.nn.bias_add(tf.nn.conv2d(x, tf.cast(kernel, x.dtype), stride, padding),
-                          tf.cast(bias, x.dtype))
+    kernel, bias = weights  # in x's dtype (FeatureNetwork casts them once)
+    return tf.nn.bias_add(tf.nn.conv2d(x, kernel, stride, padding), bias)
 
 
 def pool(x, kind, size, stride, padding):
@@ -221,7 +233,9 @@ class FeatureNetwork:
         raise NotImplementedError
 
     def __init__(self, weights, mean_pixel, pooling, dtype=tf.float32):
-        self.weights = {name: (tf.constant(k), tf.constant(b)) for name, (k, b) in weights.items()}
+        # Constants in the compute dtype: cast once here, not at every pass.
+        self.weights = {name: (tf.cast(tf.constant(k), dtype), tf.cast(tf.constant(b), dtype))
+                        for name, (k, b) in weights.items()}
         self.mean_pixel = np.asarray(mean_pixel, dtype=np.float32).reshape(3)
         self.pooling = pooling
         self.dtype = dtype  # compute dtype of the convolutions; activations returned in float32

@@ -168,8 +168,8 @@ def test_vgg_file_is_read_once_then_from_its_converted_copy(tmp_path, monkeypatc
     monkeypatch.setattr(network, "cache_dir", lambda: str(tmp_path / "cache"))
     path = write_vgg_mat(str(tmp_path / "vgg.mat"))
     first = vgg.load(path)
-    converted = tmp_path / "cache" / network.CONVERTED_FOLDER / f"vgg19-{sha256(path)}.npz"
-    assert converted.is_file()
+    converted = tmp_path / "cache" / network.CONVERTED_FOLDER / f"vgg19-{sha256(path)}"
+    assert (converted / "conv1_1.kernel.npy").is_file()
 
     def no_mat(*_):
         raise AssertionError("the .mat was read again")
@@ -186,9 +186,9 @@ def test_vgg_file_is_read_once_then_from_its_converted_copy(tmp_path, monkeypatc
     os.utime(path, ns=(1, 1))
     changed = vgg.load(path)
     assert not np.array_equal(changed.weights["conv1_1"][0].numpy(), first.weights["conv1_1"][0].numpy())
-    assert (tmp_path / "cache" / network.CONVERTED_FOLDER / f"vgg19-{sha256(path)}.npz").is_file()
+    assert (tmp_path / "cache" / network.CONVERTED_FOLDER / f"vgg19-{sha256(path)}" / "names.json").is_file()
 
-    for copy in (tmp_path / "cache" / network.CONVERTED_FOLDER).glob("*.npz"):
+    for copy in (tmp_path / "cache" / network.CONVERTED_FOLDER).glob("*/*.npy"):
         copy.write_bytes(b"damaged")
     np.testing.assert_array_equal(vgg.load(path).weights["conv1_1"][0].numpy(), changed.weights["conv1_1"][0].numpy())
 
