@@ -1,6 +1,6 @@
-"""L-BFGS that stays on the device (--optim lbfgs).
+"""L-BFGS that stays on the device (--optim lbfgs-device).
 
-The algorithm of SciPy's L-BFGS-B without bounds, which `--optim lbfgs-scipy` runs: 10
+The algorithm of SciPy's L-BFGS-B without bounds, which `--optim lbfgs` runs: 10
 correction pairs, the Moré-Thuente line search of MINPACK-2 (dcsrch; it ends on a step that
 satisfies the strong Wolfe conditions) with L-BFGS-B's tolerances, a first step of length 1, at
 most 20 evaluations per line search, a restart from steepest descent when a line search fails,

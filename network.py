@@ -205,7 +205,7 @@ def level_memory(network_class, size, optim, tile=None):
         height, width = min(height, tile), min(width, tile)
     activations = 4 * network_class.activation_elements(height, width) * network_class.memory_factor
     pixels = height * width * 3
-    copies = {"lbfgs": 8 * LBFGS_IMAGE_COPIES, "lbfgs-scipy": 8 * SCIPY_IMAGE_COPIES, "cg": 8 * SCIPY_IMAGE_COPIES}
+    copies = {"lbfgs-device": 8 * LBFGS_IMAGE_COPIES, "lbfgs": 8 * SCIPY_IMAGE_COPIES, "cg": 8 * SCIPY_IMAGE_COPIES}
     optimizer = copies.get(optim, 6 * 4) * pixels  # Adam: 6 float32 copies
     return activations + optimizer + buffers
 

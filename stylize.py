@@ -4,6 +4,7 @@
 Images go in and come out as HxWx3 float32 RGB in 0..255 (not clipped).
 """
 import sys
+import threading
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -20,7 +21,7 @@ STD_FLOOR = 1e-5            # std_F = sqrt(max(var_F, STD_FLOOR)): finite gradie
 DISTR_EPS = 1e-5            # T = std_S / (std_F + DISTR_EPS) * (F - mean_F) + mean_S
 MIN_SCIPY_CHUNK = 50        # SciPy's L-BFGS-B/CG restart at each chunk and lose their history: never split finer
 SCIPY_OPTIONS = {
-    "lbfgs-scipy": ("L-BFGS-B", {"maxcor": 10, "maxls": 20, "gtol": 1e-5, "ftol": 2.22e-9, "maxfun": 15000}),
+    "lbfgs": ("L-BFGS-B", {"maxcor": 10, "maxls": 20, "gtol": 1e-5, "ftol": 2.22e-9, "maxfun": 15000}),
     "cg": ("CG", {"gtol": 1e-5}),
 }
 LOSS_NAMES = ("content", "style", "tv", "total")
@@ -375,18 +376,23 @@ def stylize(net, initial, content, styles, style_blend_weights, weights=LossWeig
     stylizer = stylizer or Stylizer(net, content, styles, style_blend_weights, weights, jit_compile)
     x0 = start_image(net, initial, initial_noiseblend, rng)[None]
 
-    run = {"adam": _adam, "lbfgs": _lbfgs}.get(optim, _scipy)
+    device = _device_optimizer(stylizer, optim, learning_rate, beta1, beta2, epsilon)
     best = _Best(x0)
     progress = _Progress(iterations, desc, on_iteration, bar)
     show = (lambda losses: None) if quiet else print_losses
     try:
+        tracing = _trace_while_evaluating(stylizer, device)
         losses, gradient = stylizer.loss_and_grad(tf.constant(x0))  # the gradient stays on the device
         losses = losses.numpy()
+        if tracing:
+            tracing.join()
         best.offer(x0, losses)
         show(losses)
-        steps = run(stylizer, x0, best, progress, gradient=gradient, optim=optim, iterations=iterations,
-                    print_iterations=print_iterations, checkpoint_iterations=checkpoint_iterations,
-                    learning_rate=learning_rate, beta1=beta1, beta2=beta2, epsilon=epsilon)
+        if device is None:
+            steps = _scipy(stylizer, x0, best, progress, optim, iterations, print_iterations, checkpoint_iterations)
+        else:
+            steps = _on_device(stylizer, device, x0, gradient, best, progress, iterations, print_iterations,
+                               checkpoint_iterations)
         for iteration in steps:
             yield Step(iteration, best.pixels(net), False, best.losses)
         progress.close()
@@ -446,7 +452,7 @@ def _check_finite(losses, iteration):
                              "(lower --learning-rate or the loss weights)")
 
 
-def _scipy(stylizer, x0, best, progress, optim, iterations, print_iterations, checkpoint_iterations, **_):
+def _scipy(stylizer, x0, best, progress, optim, iterations, print_iterations, checkpoint_iterations):
     """L-BFGS-B or CG through scipy.optimize.minimize, split into checkpoint chunks.
     Yields the iteration count at each chunk end but the last."""
     import scipy.optimize  # here: its import costs a third of a second of every start
@@ -478,7 +484,8 @@ def _scipy(stylizer, x0, best, progress, optim, iterations, print_iterations, ch
                        f"{optim}", file=sys.stderr)
         if chunk < iterations:
             tqdm.write(f"warning: checkpoints split the {optim} run every {chunk} iterations; each "
-                       "split restarts the optimizer, which hurts convergence", file=sys.stderr)
+                       "split restarts the optimizer, which hurts convergence (--optim lbfgs-device keeps its "
+                       "history)", file=sys.stderr)
     x = x0.astype(np.float64).ravel()
     while progress.done < iterations:
         before = progress.done
@@ -530,7 +537,8 @@ class _AdamStep:
         self.t.assign(0.0)
 
 
-def _on_device(optimizer, x0, gradient, best, progress, iterations, print_iterations, checkpoint_iterations):
+def _on_device(stylizer, optimizer, x0, gradient, best, progress, iterations, print_iterations,
+               checkpoint_iterations):
     """Run a device optimizer (Adam, L-BFGS): its steps and the best-image bookkeeping stay on the
     device; the host reads back only to print, checkpoint, or check every few steps for a
     non-finite loss or a stop (L-BFGS converged). Yields the iteration count at checkpoints."""
@@ -561,23 +569,43 @@ def _on_device(optimizer, x0, gradient, best, progress, iterations, print_iterat
                 break
     finally:
         sync()  # also on interruption or a non-finite loss: the caller saves the best image
+    if isinstance(optimizer, _AdamStep):  # the loss of Adam's final image (after the last update) is not known yet
+        losses, _ = stylizer.loss_and_grad(optimizer.image)
+        best.offer(optimizer.image.numpy(), losses.numpy())
 
 
-def _adam(stylizer, x0, best, progress, gradient, iterations, print_iterations, checkpoint_iterations,
-          learning_rate, beta1, beta2, epsilon, **_):
-    key = ("adam", learning_rate, beta1, beta2, epsilon)
+def _device_optimizer(stylizer, optim, learning_rate, beta1, beta2, epsilon):
+    """The stylizer's compiled optimizer for `optim` (made once, reset for every run), or None
+    for SciPy's."""
+    key = ("adam", learning_rate, beta1, beta2, epsilon) if optim == "adam" else optim
     if key not in stylizer.optimizers:
-        stylizer.optimizers[key] = _AdamStep(stylizer, *key[1:])
-    adam = stylizer.optimizers[key]
-    yield from _on_device(adam, x0, gradient, best, progress, iterations, print_iterations, checkpoint_iterations)
-    # The loss of the final image (after the last update) has not been seen yet.
-    losses, _ = stylizer.loss_and_grad(adam.image)
-    best.offer(adam.image.numpy(), losses.numpy())
+        if optim == "adam":
+            stylizer.optimizers[key] = _AdamStep(stylizer, learning_rate, beta1, beta2, epsilon)
+        elif optim == "lbfgs-device":  # L-BFGS on the device (lbfgs.py); its history carries over checkpoints
+            stylizer.optimizers[key] = LBFGS(stylizer.loss_and_grad, stylizer.shape, nonnegative=True)  # sums of squares
+        else:
+            return None
+    return stylizer.optimizers[key]
 
 
-def _lbfgs(stylizer, x0, best, progress, gradient, iterations, print_iterations, checkpoint_iterations, **_):
-    """L-BFGS on the device (lbfgs.py); its curvature history carries over checkpoints."""
-    if "lbfgs" not in stylizer.optimizers:
-        stylizer.optimizers["lbfgs"] = LBFGS(stylizer.loss_and_grad, stylizer.shape, nonnegative=True)  # sums of squares
-    yield from _on_device(stylizer.optimizers["lbfgs"], x0, gradient, best, progress, iterations,
-                          print_iterations, checkpoint_iterations)
+def _trace_while_evaluating(stylizer, optimizer):
+    """Start tracing the optimizer's step in a thread (returned; None if there is nothing to
+    trace), once the loss is traced: the first
+    evaluation runs in TensorFlow's threads meanwhile (it releases the GIL), which hides most of
+    the tracing at start-up (0.5-0.7 s here). A tracing error is raised again, in this thread, at
+    the first step, which traces anew."""
+    if optimizer is None or optimizer.step.experimental_get_tracing_count():
+        return None
+    stylizer.loss_and_grad.get_concrete_function()
+    thread = threading.Thread(target=_ignore_errors(optimizer.step.get_concrete_function), daemon=True)
+    thread.start()
+    return thread
+
+
+def _ignore_errors(function):
+    def run():
+        try:
+            function()
+        except Exception:  # noqa: BLE001 - the main thread meets it again at the first step
+            pass
+    return run

@@ -307,7 +307,10 @@ def write_vgg_file(path):
 
 
 STARTUP_DRIVER = """
-import sys, time
+import os, sys, time
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # as neural_style.py sets it
+import tensorflow
+print(f"TENSORFLOW_IMPORTED {{time.time()!r}}", file=sys.stderr, flush=True)
 sys.path.insert(0, {root!r})
 import stylize  # imported first only to note when the first iteration ends; neural_style imports it anyway
 advance = stylize._Progress.advance
@@ -333,27 +336,26 @@ def square_content(folder, size):
 
 
 def startup_seconds(argv, env):
-    """Wall seconds from starting `python neural_style.py ARGV` to the end of its first iteration."""
+    """`python neural_style.py ARGV` from its start: (seconds until `import tensorflow` is done,
+    seconds from then to the end of the first iteration). The import is timed in the same run
+    (importing it first changes nothing else): timed in another process it varied by +-0.6 s here."""
     started = time.time()
     out = subprocess.run([sys.executable, "-c", STARTUP_DRIVER.format(root=ROOT), *argv], capture_output=True,
                          text=True, env=env, cwd=ROOT)
-    for line in out.stderr.splitlines():
-        if line.startswith("FIRST_ITERATION_DONE "):
-            return float(line.split()[1]) - started
-    raise RuntimeError(f"start-up run failed:\n{out.stderr[-3000:]}")
+    stamps = dict(line.split() for line in out.stderr.splitlines()
+                  if line.startswith(("TENSORFLOW_IMPORTED ", "FIRST_ITERATION_DONE ")))
+    if len(stamps) < 2:
+        raise RuntimeError(f"start-up run failed:\n{out.stderr[-3000:]}")
+    imported = float(stamps["TENSORFLOW_IMPORTED"])
+    return imported - started, float(stamps["FIRST_ITERATION_DONE"]) - imported
 
 
-def import_seconds():
-    started = time.time()
-    subprocess.run([sys.executable, "-c", "import tensorflow"], capture_output=True, check=True)
-    return time.time() - started
-
-
-def startup_cases(folder, rounds=3):
-    """Import time of TensorFlow and start-up of the command line (to the end of the first
+def startup_cases(folder, rounds=5):
+    """Start-up of the command line beyond `import tensorflow` (to the end of the first
     iteration, defaults otherwise), SqueezeNet 256x256 (bundled weights) and VGG19 512x512 (a
-    file as large as the real one): medians of `rounds`, taken in turns. VGG19's first use
-    (the conversion into the cache) is timed once on its own."""
+    file as large as the real one, precision auto): medians of `rounds`, taken in turns. VGG19's
+    first use (the conversion into the cache) is timed once on its own."""
+    import shutil
     os.makedirs(folder, exist_ok=True)
     mat = write_vgg_file(os.path.join(folder, "imagenet-vgg-verydeep-19.mat"))
     out = os.path.join(folder, "out.jpg")
@@ -361,16 +363,14 @@ def startup_cases(folder, rounds=3):
     runs = {"sqz 256": ["--content", square_content(folder, 256), "--network-type", "sqz"] + common,
             "vgg 512": ["--content", square_content(folder, 512), "--network-file", mat] + common}
     env = dict(os.environ, XDG_CACHE_HOME=os.path.join(folder, "cache"))
-    import shutil
     shutil.rmtree(env["XDG_CACHE_HOME"], ignore_errors=True)
     first_vgg = startup_seconds(runs["vgg 512"], env)  # converts the file into the (empty) cache
-    times = {"import tensorflow": [], **{name: [] for name in runs}}
+    times = {name: [] for name in runs}
     for _ in range(rounds):
-        times["import tensorflow"].append(import_seconds())
         for name, argv in runs.items():
             times[name].append(startup_seconds(argv, env))
-    medians = {name: statistics.median(values) for name, values in times.items()}
-    return {"medians": medians, "vgg_first_use": first_vgg, "mat_mb": os.path.getsize(mat) / 1e6}
+    medians = {name: [statistics.median(t[i] for t in values) for i in (0, 1)] for name, values in times.items()}
+    return {"medians": medians, "vgg_first_use": first_vgg, "mat_mb": os.path.getsize(mat) / 1e6, "rounds": rounds}
 
 
 def lbfgs_cases(folder, parts=("startup", "speed", "quality", "time")):
@@ -378,13 +378,15 @@ def lbfgs_cases(folder, parts=("startup", "speed", "quality", "time")):
     L-BFGS-B, and the time to a good image. The CPU is printed above every table."""
     if "startup" in parts:
         r = startup_cases(folder)
-        m = r["medians"]
         print(cpu_description())
-        print(f"start-up, to the end of the first iteration (median of 3, in turns; the file: {r['mat_mb']:.0f} MB):")
-        print(f"  import tensorflow alone: {m['import tensorflow']:.2f} s")
-        for name in ("sqz 256", "vgg 512"):
-            print(f"  {name}: {m[name]:.2f} s in all, {m[name] - m['import tensorflow']:.2f} s beyond the import")
-        print(f"  vgg 512 on first use (converting the .mat into the cache): {r['vgg_first_use']:.2f} s", flush=True)
+        print(f"start-up, to the end of the first iteration (median of {r['rounds']}, in turns; the VGG19 file: "
+              f"{r['mat_mb']:.0f} MB):")
+        for name, (imported, beyond) in r["medians"].items():
+            print(f"  {name}: import tensorflow {imported:.2f} s, then {beyond:.2f} s to the end of the first "
+                  "iteration", flush=True)
+        imported, beyond = r["vgg_first_use"]
+        print(f"  vgg 512 on first use (converting the .mat into the cache): {beyond:.2f} s beyond the import",
+              flush=True)
     if "speed" in parts:
         print(cpu_description())
         print("seconds per iteration, mean after warm-up, optimizers in turns in one process (random VGG19 weights):")

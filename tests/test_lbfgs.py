@@ -1,4 +1,4 @@
-"""The device L-BFGS (--optim lbfgs, lbfgs.py) against SciPy's L-BFGS-B (--optim lbfgs-scipy)."""
+"""The device L-BFGS (--optim lbfgs-device, lbfgs.py) against SciPy's L-BFGS-B (--optim lbfgs)."""
 import numpy as np
 import pytest
 import scipy.optimize
@@ -97,11 +97,11 @@ def test_quality_gate_against_scipy(sqz_net):
         content, style = pair(content_name, style_name, 128)
         stylizer = Stylizer(sqz, content, [style], [1.0], LossWeights())
         ours = {step.iteration: step.losses[3] for step in
-                stylize(sqz, content, content, [style], [1.0], optim="lbfgs", iterations=marks[-1],
+                stylize(sqz, content, content, [style], [1.0], optim="lbfgs-device", iterations=marks[-1],
                         checkpoint_iterations=50, stylizer=stylizer, quiet=True)}
-        assert int(stylizer.optimizers["lbfgs"].iterations.numpy()) == marks[-1]  # --iterations counts iterations
+        assert int(stylizer.optimizers["lbfgs-device"].iterations.numpy()) == marks[-1]  # --iterations counts iterations
         theirs = {}
-        for step in stylize(sqz, content, content, [style], [1.0], optim="lbfgs-scipy", iterations=marks[-1],
+        for step in stylize(sqz, content, content, [style], [1.0], optim="lbfgs", iterations=marks[-1],
                             stylizer=stylizer, quiet=True,
                             on_iteration=lambda i, losses: theirs.__setitem__(i, losses[3])):
             pass

@@ -201,7 +201,7 @@ def test_network_stops_at_the_deepest_needed_layer(data):
     assert len(convs) == 2  # a and b, never c
 
 
-@pytest.mark.parametrize("optim", ["lbfgs", "lbfgs-scipy", "cg", "adam"])
+@pytest.mark.parametrize("optim", ["lbfgs", "lbfgs-device", "cg", "adam"])
 def test_traced_once_and_targets_computed_once_per_level(data, optim, monkeypatch):
     """However many iterations and checkpoints, the loss-and-gradient function is traced once
     and the content and style targets are computed once (one eager network pass each)."""
@@ -219,7 +219,7 @@ def test_traced_once_and_targets_computed_once_per_level(data, optim, monkeypatc
     stylizer = Stylizer(net, content, styles, [0.5, 0.5], LossWeights())
     assert eager_passes == [(1,) + content.shape, (1,) + styles[0].shape, (1,) + styles[1].shape]
     steps = list(stylize(net, image, content, styles, [0.5, 0.5], optim=optim, iterations=60,
-                         checkpoint_iterations=7 if optim in ("adam", "lbfgs") else 50, print_iterations=5,
+                         checkpoint_iterations=7 if optim in ("adam", "lbfgs-device") else 50, print_iterations=5,
                          stylizer=stylizer))
     assert steps[-1].final and len(steps) >= 2 and not steps[0].final
     assert stylizer.traces == 1
