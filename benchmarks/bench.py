@@ -20,9 +20,10 @@ matching at 1024x1024.
 
 --lbfgs: the command line's start-up (to the end of the first iteration, beyond `import
 tensorflow`) for SqueezeNet 256x256 and VGG19 512x512 with a file as large as the real one
-(written into DIR); seconds per iteration of lbfgs, adam and lbfgs-scipy in turns; the loss of
-lbfgs against lbfgs-scipy after 50/200/500 iterations on the three bundled pairs at 512 px; and
-the wall time to come within 10% of what 1000 single-scale lbfgs-scipy iterations reach.
+(written into DIR); seconds per iteration of lbfgs-device, adam and lbfgs in turns; the loss of
+lbfgs-device against lbfgs (SciPy's L-BFGS-B) after 50/200/500 iterations on the three bundled
+pairs at 512 px; and the wall time to come within 10% of what 1000 single-scale lbfgs iterations
+reach.
 """
 import argparse
 import json
@@ -178,7 +179,7 @@ def pair_images(content_name, style_name, width):
 
 
 def quality_gate(width, marks=(50, 200, 500)):
-    """Total loss after 50, 200 and 500 iterations of --optim lbfgs and lbfgs-scipy from the same
+    """Total loss after 50, 200 and 500 iterations of --optim lbfgs-device and lbfgs from the same
     start, on the three bundled content/style pairs (SqueezeNet)."""
     import stylize
     net = build_network("sqz")
@@ -187,16 +188,16 @@ def quality_gate(width, marks=(50, 200, 500)):
         content, style = pair_images(content_name, style_name, width)
         stylizer = stylize.Stylizer(net, content, [style], [1.0], stylize.LossWeights())
         row = {"pair": f"{content_name} x {style_name}", "size": f"{content.shape[1]}x{content.shape[0]}"}
-        for optim in ("lbfgs", "lbfgs-scipy"):
+        for optim in ("lbfgs-device", "lbfgs"):
             curve = {}
             started = time.perf_counter()
             # SciPy's run is one chunk (a checkpoint would restart it); it reports every iteration's
             # losses. The device L-BFGS stops at checkpoints without a restart: its best losses there.
             steps = list(stylize.stylize(
                 net, content, content, [style], [1.0], optim=optim, iterations=marks[-1], quiet=True, stylizer=stylizer,
-                checkpoint_iterations=marks[0] if optim == "lbfgs" else None,
+                checkpoint_iterations=marks[0] if optim == "lbfgs-device" else None,
                 on_iteration=lambda i, losses: curve.__setitem__(i, float(losses[3])) if losses is not None else None))
-            if optim == "lbfgs":
+            if optim == "lbfgs-device":
                 curve = {step.iteration: float(step.losses[3]) for step in steps}
             row[optim] = {m: curve[m] for m in marks}
             row[optim + "_s"] = time.perf_counter() - started
@@ -230,12 +231,12 @@ def time_to_good_image(width, reference_iterations=1000, within=1.10):
             pass
         return seen
 
-    reference = run("lbfgs-scipy", 1, reference_iterations)
+    reference = run("lbfgs", 1, reference_iterations)
     target = reference[-1][2] * within
     result = {"size": f"{content.shape[1]}x{content.shape[0]}", "reference_loss": reference[-1][2],
               "reference_seconds": reference[-1][0], "target": target, "runs": []}
-    cases = [("lbfgs-scipy", 1, reference), ("lbfgs-scipy", 2, None), ("lbfgs-scipy", 3, None), ("lbfgs", 1, None),
-             ("lbfgs", 2, None), ("lbfgs", 3, None)]
+    cases = [("lbfgs", 1, reference), ("lbfgs", 2, None), ("lbfgs", 3, None), ("lbfgs-device", 1, None),
+             ("lbfgs-device", 2, None), ("lbfgs-device", 3, None)]
     for optim, max_hierarchy, seen in cases:
         seen = seen or run(optim, max_hierarchy, reference_iterations, target)
         hit = next(((t, i) for t, i, loss in seen if loss <= target), None)
@@ -245,7 +246,7 @@ def time_to_good_image(width, reference_iterations=1000, within=1.10):
 
 
 def lbfgs_speed(network, size, rounds, iterations, warm_up):
-    """Seconds per iteration of --optim lbfgs, adam and lbfgs-scipy, in turns (rounds of each) in
+    """Seconds per iteration of --optim lbfgs-device, adam and lbfgs, in turns (rounds of each) in
     one process: the mean over the iterations after the first `warm_up` of each run (L-BFGS's
     first iterations search long for their step; a run of hundreds of iterations averages about
     one evaluation per iteration), line searches of two evaluations included. Also L-BFGS's loss
@@ -255,7 +256,7 @@ def lbfgs_speed(network, size, rounds, iterations, warm_up):
     net = build_network(network)
     content, style = test_images(size)
     stylizer = stylize.Stylizer(net, content, [style], [1.0], stylize.LossWeights())
-    times = {"lbfgs": [], "adam": [], "lbfgs-scipy": []}
+    times = {"lbfgs-device": [], "adam": [], "lbfgs": []}
     evaluations = []
     for _ in range(rounds):
         for optim in times:
@@ -263,8 +264,8 @@ def lbfgs_speed(network, size, rounds, iterations, warm_up):
 
             def note(i, losses):
                 stamps.append(time.perf_counter())
-                if optim == "lbfgs" and i in (warm_up, iterations):
-                    evaluations.append(int(stylizer.optimizers["lbfgs"].evaluations.numpy()))
+                if optim == "lbfgs-device" and i in (warm_up, iterations):
+                    evaluations.append(int(stylizer.optimizers["lbfgs-device"].evaluations.numpy()))
             for step in stylize.stylize(net, content, content, [style], [1.0], optim=optim, iterations=iterations,
                                         quiet=True, stylizer=stylizer, on_iteration=note):
                 pass
@@ -394,25 +395,25 @@ def lbfgs_cases(folder, parts=("startup", "speed", "quality", "time")):
             r = in_subprocess("lbfgs_speed", network=network, size=size, rounds=rounds, iterations=iterations,
                               warm_up=warm_up)
             print(f"  {network} {r['size']}, iterations {r['warm_up'] + 1}-{r['iterations']} of each run: "
-                  f"lbfgs {r['lbfgs']:.4f}, adam {r['adam']:.4f} (lbfgs/adam "
-                  f"{r['lbfgs'] / r['adam']:.3f}), lbfgs-scipy {r['lbfgs-scipy']:.4f} (lbfgs-scipy/adam "
-                  f"{r['lbfgs-scipy'] / r['adam']:.3f}); lbfgs evaluations per iteration "
+                  f"lbfgs-device {r['lbfgs-device']:.4f}, adam {r['adam']:.4f} (lbfgs-device/adam "
+                  f"{r['lbfgs-device'] / r['adam']:.3f}), lbfgs {r['lbfgs']:.4f} (lbfgs/adam "
+                  f"{r['lbfgs'] / r['adam']:.3f}); lbfgs-device evaluations per iteration "
                   f"{r['evaluations_per_iteration']:.3f}", flush=True)
     if "quality" in parts:
         rows = in_subprocess("quality_gate", width=512)
         print(cpu_description())
-        print("total loss, --optim lbfgs vs lbfgs-scipy from the same start (SqueezeNet):")
+        print("total loss, --optim lbfgs-device vs lbfgs (SciPy's L-BFGS-B) from the same start (SqueezeNet):")
         for row in rows:
-            cells = "  ".join(f"{m}: {row['lbfgs'][m]:.5g} vs {row['lbfgs-scipy'][m]:.5g} "
-                              f"({row['lbfgs'][m] / row['lbfgs-scipy'][m] - 1:+.2%})" for m in row["lbfgs"])
-            print(f"  {row['pair']} {row['size']}: {cells}; {row['lbfgs_s']:.0f} s vs {row['lbfgs-scipy_s']:.0f} s",
+            cells = "  ".join(f"{m}: {row['lbfgs-device'][m]:.5g} vs {row['lbfgs'][m]:.5g} "
+                              f"({row['lbfgs-device'][m] / row['lbfgs'][m] - 1:+.2%})" for m in row["lbfgs-device"])
+            print(f"  {row['pair']} {row['size']}: {cells}; {row['lbfgs-device_s']:.0f} s vs {row['lbfgs_s']:.0f} s",
                   flush=True)
     if "time" in parts:
         r = in_subprocess("time_to_good_image", width=512)
         print(cpu_description())
         print(f"time to a good image, SqueezeNet {r['size']}, cat x Starry Night: wall seconds until the full-size "
-              f"loss is within 10% of what 1000 single-scale lbfgs-scipy iterations reach ({r['reference_loss']:.4g} "
-              f"after {r['reference_seconds']:.0f} s; lbfgs's loss is read every 10 iterations)")
+              f"loss is within 10% of what 1000 single-scale lbfgs iterations reach ({r['reference_loss']:.4g} "
+              f"after {r['reference_seconds']:.0f} s; lbfgs-device's loss is read every 10 iterations)")
         base = r["runs"][0]["seconds"]
         for run in r["runs"]:
             took = "not reached" if run["seconds"] is None else (
