@@ -2,8 +2,9 @@
 
 The algorithm of SciPy's L-BFGS-B without bounds, which `--optim lbfgs` runs: 10
 correction pairs, the Moré-Thuente line search of MINPACK-2 (dcsrch; it ends on a step that
-satisfies the strong Wolfe conditions) with L-BFGS-B's tolerances, a first step of length 1, at
-most 20 evaluations per line search, a restart from steepest descent when a line search fails,
+satisfies the strong Wolfe conditions) with L-BFGS-B's tolerances, a first step of length 1 (for
+a loss known to be non-negative, a quarter of Polyak's step instead: see _first_step), at most
+20 evaluations per line search, a restart from steepest descent when a line search fails,
 and the same stopping tests. Written here in TensorFlow, so that one iteration, line search
 included, is one compiled call: the image, its gradient, the correction pairs and the best image
 stay on the device, and the host reads back only what it prints, checkpoints or checks. The
@@ -17,6 +18,11 @@ up to 4% higher at 500 iterations; with float64 they follow SciPy's closely.
 call, so it cannot stop at a checkpoint or a printed line without restarting, its line search
 is Hager-Zhang's (approximate Wolfe conditions, not SciPy's), and it is one more dependency that
 must follow TensorFlow's releases.)
+
+On a CPU its results are not bit-reproducible from one compiled copy to the next: oneDNN's
+kernels inside the step sometimes split their work differently, gradients then differ in the
+last bit of float32, and L-BFGS amplifies that over the iterations. SciPy's L-BFGS-B and Adam,
+which call the same loss outside a compiled loop, are reproducible.
 """
 from typing import NamedTuple
 

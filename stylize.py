@@ -589,23 +589,19 @@ def _device_optimizer(stylizer, optim, learning_rate, beta1, beta2, epsilon):
 
 
 def _trace_while_evaluating(stylizer, optimizer):
-    """Start tracing the optimizer's step in a thread (returned; None if there is nothing to
-    trace), once the loss is traced: the first
-    evaluation runs in TensorFlow's threads meanwhile (it releases the GIL), which hides most of
-    the tracing at start-up (0.5-0.7 s here). A tracing error is raised again, in this thread, at
-    the first step, which traces anew."""
+    """Trace the device optimizer's step in a thread while the caller runs the first evaluation
+    (TensorFlow releases the GIL while it computes): this hid 0.6 s of VGG19's start at 512 px
+    here, little of SqueezeNet's, whose first evaluation is short. Returns the thread, or None
+    when there is nothing to trace."""
     if optimizer is None or optimizer.step.experimental_get_tracing_count():
         return None
-    stylizer.loss_and_grad.get_concrete_function()
-    thread = threading.Thread(target=_ignore_errors(optimizer.step.get_concrete_function), daemon=True)
+    stylizer.loss_and_grad.get_concrete_function()  # traced here first: the step calls it
+
+    def trace():
+        try:
+            optimizer.step.get_concrete_function()
+        except Exception:  # noqa: BLE001 - the first step traces again and raises it in the caller's thread
+            pass
+    thread = threading.Thread(target=trace, daemon=True)
     thread.start()
     return thread
-
-
-def _ignore_errors(function):
-    def run():
-        try:
-            function()
-        except Exception:  # noqa: BLE001 - the main thread meets it again at the first step
-            pass
-    return run

@@ -354,18 +354,23 @@ def startup_seconds(argv, env):
 def startup_cases(folder, rounds=5):
     """Start-up of the command line beyond `import tensorflow` (to the end of the first
     iteration, defaults otherwise), SqueezeNet 256x256 (bundled weights) and VGG19 512x512 (a
-    file as large as the real one, precision auto): medians of `rounds`, taken in turns. VGG19's
-    first use (the conversion into the cache) is timed once on its own."""
+    file as large as the real one, precision auto), with --optim lbfgs (the default) and
+    lbfgs-device: medians of `rounds`, taken in turns. VGG19's first use (the conversion into
+    the cache) is timed once on its own."""
     import shutil
     os.makedirs(folder, exist_ok=True)
     mat = write_vgg_file(os.path.join(folder, "imagenet-vgg-verydeep-19.mat"))
     out = os.path.join(folder, "out.jpg")
     common = ["--styles", os.path.join(INPUTS, "starry_night.jpg"), "--iterations", "1", "--output", out]
-    runs = {"sqz 256": ["--content", square_content(folder, 256), "--network-type", "sqz"] + common,
-            "vgg 512": ["--content", square_content(folder, 512), "--network-file", mat] + common}
+    runs = {}
+    for optim in ("lbfgs", "lbfgs-device"):  # the default, SciPy's L-BFGS-B, and the device L-BFGS
+        runs[f"sqz 256 {optim}"] = ["--content", square_content(folder, 256), "--network-type", "sqz",
+                                    "--optim", optim] + common
+        runs[f"vgg 512 {optim}"] = ["--content", square_content(folder, 512), "--network-file", mat,
+                                    "--optim", optim] + common
     env = dict(os.environ, XDG_CACHE_HOME=os.path.join(folder, "cache"))
     shutil.rmtree(env["XDG_CACHE_HOME"], ignore_errors=True)
-    first_vgg = startup_seconds(runs["vgg 512"], env)  # converts the file into the (empty) cache
+    first_vgg = startup_seconds(runs["vgg 512 lbfgs"], env)  # converts the file into the (empty) cache
     times = {name: [] for name in runs}
     for _ in range(rounds):
         for name, argv in runs.items():
@@ -386,7 +391,7 @@ def lbfgs_cases(folder, parts=("startup", "speed", "quality", "time")):
             print(f"  {name}: import tensorflow {imported:.2f} s, then {beyond:.2f} s to the end of the first "
                   "iteration", flush=True)
         imported, beyond = r["vgg_first_use"]
-        print(f"  vgg 512 on first use (converting the .mat into the cache): {beyond:.2f} s beyond the import",
+        print(f"  vgg 512 lbfgs on first use (converting the .mat into the cache): {beyond:.2f} s beyond the import",
               flush=True)
     if "speed" in parts:
         print(cpu_description())
