@@ -21,7 +21,9 @@ must follow TensorFlow's releases.)
 
 On a CPU its results are not bit-reproducible from one compiled copy to the next: oneDNN's
 kernels inside the step sometimes split their work differently, gradients then differ in the
-last bit of float32, and L-BFGS amplifies that over the iterations. SciPy's L-BFGS-B and Adam,
+last bit of float32, and L-BFGS amplifies that over the iterations (with oneDNN off, or with the
+line search forced to end after its first evaluation, runs repeat exactly; without the tf.cond
+in the loop body, or with parallel_iterations=1, they still vary). SciPy's L-BFGS-B and Adam,
 which call the same loss outside a compiled loop, are reproducible.
 """
 from typing import NamedTuple
