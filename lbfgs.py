@@ -19,16 +19,17 @@ call, so it cannot stop at a checkpoint or a printed line without restarting, it
 is Hager-Zhang's (approximate Wolfe conditions, not SciPy's), and it is one more dependency that
 must follow TensorFlow's releases.)
 
-On a CPU its results are not bit-reproducible from one compiled copy to the next: oneDNN's
-kernels inside the step sometimes split their work differently, gradients then differ in the
-last bit of float32, and L-BFGS amplifies that over the iterations (with oneDNN off, or with the
-line search forced to end after its first evaluation, runs repeat exactly; without the tf.cond
-in the loop body, or with parallel_iterations=1, they still vary). SciPy's L-BFGS-B and Adam,
-which call the same loss outside a compiled loop, are reproducible.
+Run by TensorFlow's default executor, the step's results were not bit-reproducible on a CPU
+from one compiled copy to the next: oneDNN's kernels inside it sometimes split their work
+differently, gradients then differed in the last bit of float32, and L-BFGS amplified that
+(with oneDNN off, or with the line search forced to end after one evaluation, runs repeated;
+without the tf.cond in the loop body, with parallel_iterations=1 or with op determinism on,
+they still varied). Run by the single-threaded executor (`step`), they repeat.
 """
 from typing import NamedTuple
 
 import tensorflow as tf
+from tensorflow.python.eager import context  # function_executor_type: no public equivalent
 
 MEMORY = 10              # correction pairs (L-BFGS-B's maxcor)
 MAX_EVALUATIONS = 20     # per line search (maxls)
@@ -38,6 +39,7 @@ PGTOL = 1e-5             # stop when no gradient component is larger (SciPy's gt
 FACTR = 2.22e-9          # stop when f fell by less than this, relatively (SciPy's ftol)
 FIRST_STEP_POLYAK = 0.25  # the first step, as a share of Polyak's (see LBFGS._first_step)
 F64 = tf.float64
+EXECUTOR = "SINGLE_THREADED_EXECUTOR"  # see LBFGS.step
 
 
 def _dot(a, b):
@@ -198,7 +200,22 @@ class LBFGS:
         self.iterations = tf.Variable(0)
         self.evaluations = tf.Variable(0)  # of the loss, in all (benchmarks report it per iteration)
         self.stopped = tf.Variable(False)
-        self.step = tf.function(self._step, autograph=False)  # graph control flow is written out
+        self.compiled = tf.function(self._step, autograph=False)  # graph control flow is written out
+
+    def step(self):
+        """One iteration, run by TensorFlow's single-threaded executor: one op after another in
+        this thread (each op still uses every core). With the default executor, oneDNN's kernels
+        inside the step sometimes split their work differently from one compiled copy to the
+        next, and the runs did not repeat; with this one they repeat to the bit, as fast."""
+        with context.function_executor_type(EXECUTOR):
+            self.compiled()
+
+    def trace(self):
+        """Trace the step (it can be done in another thread, ahead of the first step). Under the
+        same executor setting: it decides at tracing whether loops are lowered to the low-level
+        control flow that the single-threaded executor cannot run."""
+        with context.function_executor_type(EXECUTOR):
+            self.compiled.get_concrete_function()
 
     def reset(self, x0, losses, gradient):
         for variable, value in ((self.x, tf.cast(x0, F64)), (self.best_image, x0), (self.g, tf.cast(gradient, F64)),

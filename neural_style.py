@@ -106,9 +106,8 @@ def build_parser():
     g = p.add_argument_group("optimiser")
     g.add_argument("--optim", default="lbfgs", choices=OPTIMIZERS,
                    help="optimiser: lbfgs (SciPy's L-BFGS-B, as the original), lbfgs-device (the same algorithm "
-                        "in TensorFlow, on the device: a faster start, and checkpoints keep its history; its results "
-                        "vary slightly from run to run on CPUs), cg (SciPy's conjugate gradient) or adam "
-                        "(default: %(default)s)")
+                        "in TensorFlow, on the device: a faster start, and checkpoints keep its history), cg "
+                        "(SciPy's conjugate gradient) or adam (default: %(default)s)")
     g.add_argument("--iterations", type=int, default=1000, metavar="N",
                    help="iterations at full size (default: %(default)s)")
 

@@ -526,7 +526,8 @@ class _AdamStep:
             self.m.assign_add((grad - self.m) * (1.0 - b1))
             self.v.assign_add((tf.square(grad) - self.v) * (1.0 - b2))
             self.image.assign_sub(self.m * alpha / (tf.sqrt(self.v) + eps))
-        self.step = step
+        self.step = self.compiled = step
+        self.trace = step.get_concrete_function
 
     def reset(self, x0, losses, gradient):
         for variable, value in ((self.image, x0), (self.best_image, x0), (self.best_losses, losses),
@@ -593,13 +594,13 @@ def _trace_while_evaluating(stylizer, optimizer):
     (TensorFlow releases the GIL while it computes): this hid 0.6 s of VGG19's start at 512 px
     here, little of SqueezeNet's, whose first evaluation is short. Returns the thread, or None
     when there is nothing to trace."""
-    if optimizer is None or optimizer.step.experimental_get_tracing_count():
+    if optimizer is None or optimizer.compiled.experimental_get_tracing_count():
         return None
     stylizer.loss_and_grad.get_concrete_function()  # traced here first: the step calls it
 
     def trace():
         try:
-            optimizer.step.get_concrete_function()
+            optimizer.trace()
         except Exception:  # noqa: BLE001 - the first step traces again and raises it in the caller's thread
             pass
     thread = threading.Thread(target=trace, daemon=True)
