@@ -204,11 +204,9 @@ class LBFGS:
 
     def step(self):
         """One iteration, run by TensorFlow's single-threaded executor: one op after another in
-        this thread (each op still uses every core). With the default executor, oneDNN's kernels
-        inside the step sometimes split their work differently from one compiled copy to the
-        next, and the runs did not repeat; with this one they repeat to the bit. It costs 15-20% per
-        SqueezeNet evaluation (its fire modules' branches no longer run side by side), nothing
-        measurable for VGG19."""
+        this thread (each op still uses every core), so that runs repeat (see the module's
+        docstring). It costs 15-20% per SqueezeNet evaluation (its fire modules' branches no
+        longer run side by side), nothing measurable for VGG19."""
         with context.function_executor_type(EXECUTOR):
             self.compiled()
 

@@ -148,8 +148,8 @@ def test_scipy_lbfgs_iterations_total_equals_the_flag_when_split(small_images, s
 
 def test_device_lbfgs_checkpoints_do_not_restart_it(small_images, sqz_weights, sqz_net, tmp_path, capsys):
     """--optim lbfgs-device keeps its history over checkpoints: checkpoints every 10 iterations
-    are written (not raised to 50, no warning) and change nothing in the result. (Compared on
-    one stylizer: the device L-BFGS is not bit-reproducible from one compiled copy to the next.)"""
+    are written (not raised to 50, no warning) and change nothing in the result (compared in
+    process, on one stylizer)."""
     from stylize import LossWeights, Stylizer, stylize
     argv = ["--content", small_images["cat.png"], "--styles", small_images["starry_night.jpg"], "--network-type", "sqz",
             "--network-file", sqz_weights, "--iterations", "30", "--width", "64", "--no-collage",
