@@ -14,7 +14,7 @@ from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from errors import Interrupted, NumericalError
-from lbfgs import LBFGS
+from lbfgs import FIRST_STEP_POLYAK, LBFGS
 
 NOISE_SCALE = 16.384        # std of the noise blended into the start image (--initial-noiseblend)
 STD_FLOOR = 1e-5            # std_F = sqrt(max(var_F, STD_FLOOR)): finite gradient for dead channels
@@ -389,7 +389,7 @@ def stylize(net, initial, content, styles, style_blend_weights, weights=LossWeig
         best.offer(x0, losses)
         show(losses)
         if device is None:
-            steps = _scipy(stylizer, x0, best, progress, optim, iterations, print_iterations, checkpoint_iterations)
+            steps = _scipy(stylizer, x0, gradient, best, progress, optim, iterations, print_iterations, checkpoint_iterations)
         else:
             steps = _on_device(stylizer, device, x0, gradient, best, progress, iterations, print_iterations,
                                checkpoint_iterations)
@@ -452,25 +452,54 @@ def _check_finite(losses, iteration):
                              "(lower --learning-rate or the loss weights)")
 
 
-def _scipy(stylizer, x0, best, progress, optim, iterations, print_iterations, checkpoint_iterations):
+def lbfgsb_scale(f, gradient, pair=None):
+    """The c of L-BFGS-B's change of variable x = c z (see _scipy), such that its first trial
+    step, of length 1 in z, is in x: where a previous chunk left a recent correction pair
+    (s, y), the step -(s.y / y.y) g of L-BFGS's initial inverse Hessian; at the start, for this loss that
+    is never negative, a quarter of Polyak's step f / |g|^2 g, as the device L-BFGS's
+    (lbfgs.LBFGS._first_step; near a minimum far above 0, as at a chunk's end, it would
+    overshoot). 1 where neither is defined."""
+    norm = float(np.linalg.norm(gradient))
+    if not 0.0 < norm < np.inf:
+        return 1.0
+    if pair is not None and float(np.dot(*pair)) > 0.0:
+        s, y = pair
+        return float(np.dot(s, y) / np.dot(y, y)) * norm
+    return FIRST_STEP_POLYAK * f / norm if f > 0.0 and np.isfinite(f) else 1.0
+
+
+def _scipy(stylizer, x0, gradient, best, progress, optim, iterations, print_iterations, checkpoint_iterations):
     """L-BFGS-B or CG through scipy.optimize.minimize, split into checkpoint chunks.
-    Yields the iteration count at each chunk end but the last."""
+    Yields the iteration count at each chunk end but the last.
+
+    L-BFGS-B's first trial step has length 1 (it then grows it over about six evaluations for
+    an image's gradient, at the start of each chunk). L-BFGS is unchanged by a uniform change of
+    variable after its first step, so it optimises z = x / c, c = lbfgsb_scale(...) at the
+    chunk's start (gtol scaled alike, so that it stops at the same gradient in x): its first step
+    then usually needs one evaluation. CG runs on x itself: scaled alike, it took fewer evaluations
+    but ended 1-2% higher after as many iterations."""
     import scipy.optimize  # here: its import costs a third of a second of every start
     method, options = SCIPY_OPTIONS[optim]
     shape = x0.shape
-    last = {}  # the most recent evaluation: SciPy's callback point is (almost always) that one
+    # The most recent evaluation (SciPy's callback point is almost always that one), at first x0's.
+    last = {"x": x0.astype(np.float64).ravel(), "losses": best.losses,
+            "gradient": np.asarray(gradient, np.float64).ravel()}
+    chunk_start = {}  # z, c and the evaluation where the current chunk starts (SciPy evaluates it again)
 
-    def loss_and_grad(x):
-        losses, grad = stylizer.loss_and_grad(tf.constant(x.reshape(shape), dtype=tf.float32))
-        losses = losses.numpy()
-        _check_finite(losses, progress.done + 1)
-        last["x"], last["losses"] = x, losses  # SciPy hands each evaluation its own copy of x
-        return float(losses[3]), grad.numpy().astype(np.float64).ravel()
+    def loss_and_grad(z):
+        c = chunk_start["c"]
+        if np.array_equal(z, chunk_start["z"]):
+            last.update(chunk_start["evaluation"])
+        else:
+            x = z * c
+            losses, grad = stylizer.loss_and_grad(tf.constant(x.reshape(shape), dtype=tf.float32))
+            last["x"], last["losses"], last["gradient"] = x, losses.numpy(), grad.numpy().astype(np.float64).ravel()
+            _check_finite(last["losses"], progress.done + 1)
+        return float(last["losses"][3]), last["gradient"] * c
 
     def callback(intermediate_result):
-        x = intermediate_result.x
-        if not np.array_equal(x, last.get("x")):
-            loss_and_grad(x.copy())
+        if not np.array_equal(intermediate_result.x * chunk_start["c"], last["x"]):
+            loss_and_grad(intermediate_result.x.copy())
         best.offer(last["x"].reshape(shape), last["losses"])
         progress.advance(last["losses"])
         if print_iterations and progress.done % print_iterations == 0 and progress.done < iterations:
@@ -486,19 +515,25 @@ def _scipy(stylizer, x0, best, progress, optim, iterations, print_iterations, ch
             tqdm.write(f"warning: checkpoints split the {optim} run every {chunk} iterations; each "
                        "split restarts the optimizer, which hurts convergence (--optim lbfgs-device keeps its "
                        "history)", file=sys.stderr)
-    x = x0.astype(np.float64).ravel()
+    pair = None  # a recent correction pair of the previous chunk, in x (SciPy returns its ring buffer as it is)
     while progress.done < iterations:
         before = progress.done
         maxiter = min(chunk, iterations - before)
+        c = lbfgsb_scale(float(last["losses"][3]), last["gradient"], pair) if method == "L-BFGS-B" else 1.0
+        chunk_start.update(c=c, z=last["x"] / c, evaluation=dict(last))
         # SciPy's vector operations gain nothing from BLAS threads, and OpenBLAS threads left
         # spinning after them slowed the next TensorFlow evaluation by 60% on 2 cores.
         with threadpool_limits(limits=1, user_api="blas"):
-            result = scipy.optimize.minimize(loss_and_grad, x, jac=True, method=method, callback=callback,
-                                             options=dict(options, maxiter=maxiter))
-        x = result.x
+            result = scipy.optimize.minimize(loss_and_grad, chunk_start["z"], jac=True, method=method,
+                                             callback=callback,
+                                             options=dict(options, maxiter=maxiter, gtol=options["gtol"] * c))
         if progress.done - before < maxiter:
             break  # converged (or the line search gave up): more chunks would not move
         if progress.done < iterations:
+            if not np.array_equal(result.x * c, last["x"]):
+                loss_and_grad(result.x.copy())  # the next chunk starts here, and its scale needs f and g
+            if method == "L-BFGS-B" and len(result.hess_inv.sk):
+                pair = (result.hess_inv.sk[-1] * c, result.hess_inv.yk[-1] / c)
             yield progress.done
 
 

@@ -1,4 +1,5 @@
-"""The device L-BFGS (--optim lbfgs-device, lbfgs.py) against SciPy's L-BFGS-B (--optim lbfgs)."""
+"""The device L-BFGS (--optim lbfgs-device, lbfgs.py) against SciPy's L-BFGS-B (--optim lbfgs), and the
+latter's first steps."""
 import numpy as np
 import pytest
 import scipy.optimize
@@ -128,6 +129,29 @@ def test_first_step_of_a_nonnegative_loss_needs_one_evaluation(sqz_net):
         if nonnegative:  # and a real step: L-BFGS-B's first one lowers the loss by about 3% here
             assert optimizer.f.numpy() < 0.9 * losses[3].numpy()
     assert evaluations[True] == 1 and evaluations[False] >= 4, evaluations
+
+
+def test_scipy_lbfgs_first_steps_need_one_evaluation(sqz_net):
+    """--optim lbfgs (SciPy's L-BFGS-B, on a rescaled image: stylize.lbfgsb_scale): the first
+    iteration needs one evaluation beyond the start's, and so does the first after a checkpoint
+    restarts SciPy, whose start is not evaluated again (L-BFGS-B's own step of length 1 took
+    about six here, and SciPy evaluated the start twice)."""
+    content, style = pair("cat.png", "starry_night.jpg", 128)
+    stylizer = Stylizer(sqz_net, content, [style], [1.0], LossWeights())
+    compiled, evaluations, marks, totals = stylizer.loss_and_grad, [], [], []
+
+    def counted(image):
+        evaluations.append(1)
+        return compiled(image)
+    stylizer.loss_and_grad = counted
+    *_, last = stylize(sqz_net, content, content, [style], [1.0], optim="lbfgs", iterations=60, stylizer=stylizer,
+                       checkpoint_iterations=50, quiet=True,
+                       on_iteration=lambda i, losses: (marks.append(len(evaluations)), totals.append(losses[3])))
+    assert last.iteration == 60 and len(marks) == 60
+    assert marks[0] == 2, marks[:5]  # the start, then one step
+    assert marks[50] - marks[49] == 1, marks[45:55]
+    assert len(evaluations) <= 66, len(evaluations)  # about one per iteration
+    assert last.losses[3] < 0.2 * totals[0]  # and it optimises: 387,000 after one iteration, 52,000 after 60
 
 
 @pytest.mark.parametrize("optim", ["lbfgs", "lbfgs-device", "cg", "adam"])
