@@ -3,6 +3,7 @@
 `stylize()` is a generator: it yields a Step for every checkpoint and, last, the best image.
 Images go in and come out as HxWx3 float32 RGB in 0..255 (not clipped).
 """
+import importlib
 import sys
 import threading
 from dataclasses import dataclass
@@ -381,11 +382,11 @@ def stylize(net, initial, content, styles, style_blend_weights, weights=LossWeig
     progress = _Progress(iterations, desc, on_iteration, bar)
     show = (lambda losses: None) if quiet else print_losses
     try:
-        tracing = _trace_while_evaluating(stylizer, device)
+        preparing = _prepare_while_evaluating(stylizer, device)
         losses, gradient = stylizer.loss_and_grad(tf.constant(x0))  # the gradient stays on the device
         losses = losses.numpy()
-        if tracing:
-            tracing.join()
+        if preparing:
+            preparing.join()
         best.offer(x0, losses)
         show(losses)
         if device is None:
@@ -624,20 +625,27 @@ def _device_optimizer(stylizer, optim, learning_rate, beta1, beta2, epsilon):
     return stylizer.optimizers[key]
 
 
-def _trace_while_evaluating(stylizer, optimizer):
-    """Trace the device optimizer's step in a thread while the caller runs the first evaluation
-    (TensorFlow releases the GIL while it computes): this hid 0.6 s of VGG19's start at 512 px
-    here, little of SqueezeNet's, whose first evaluation is short. Returns the thread, or None
-    when there is nothing to trace."""
-    if optimizer is None or optimizer.compiled.experimental_get_tracing_count():
+def _prepare_while_evaluating(stylizer, optimizer):
+    """Do, in a thread, what the first iteration will need while the caller runs the first
+    evaluation (TensorFlow releases the GIL while it computes): trace the device optimizer's step
+    (this hid 0.6 s of VGG19's start at 512 px here, little of SqueezeNet's, whose first
+    evaluation is short), or import scipy.optimize (a third of a second). Returns the thread, or
+    None when there is nothing to do."""
+    if optimizer is None:
+        if "scipy.optimize" in sys.modules:
+            return None
+        work = lambda: importlib.import_module("scipy.optimize")  # noqa: E731
+    elif optimizer.compiled.experimental_get_tracing_count():
         return None
-    stylizer.loss_and_grad.get_concrete_function()  # traced here first: the step calls it
+    else:
+        stylizer.loss_and_grad.get_concrete_function()  # traced here first: the step calls it
+        work = optimizer.trace
 
-    def trace():
+    def prepare():
         try:
-            optimizer.trace()
-        except Exception:  # noqa: BLE001 - the first step traces again and raises it in the caller's thread
+            work()
+        except Exception:  # noqa: BLE001 - the caller's thread does it again and raises it there
             pass
-    thread = threading.Thread(target=trace, daemon=True)
+    thread = threading.Thread(target=prepare, daemon=True)
     thread.start()
     return thread
