@@ -5,10 +5,13 @@ correction pairs, the Moré-Thuente line search of MINPACK-2 (dcsrch; it ends on
 satisfies the strong Wolfe conditions) with L-BFGS-B's tolerances, a first step of length 1 (for
 a loss known to be non-negative, a quarter of Polyak's step instead: see _first_step), at most
 20 evaluations per line search, a restart from steepest descent when a line search fails,
-and the same stopping tests. Written here in TensorFlow, so that one iteration, line search
-included, is one compiled call: the image, its gradient, the correction pairs and the best image
-stay on the device, and the host reads back only what it prints, checkpoints or checks. The
-state lives in variables, so a run split at checkpoints keeps its curvature history.
+and the same stopping tests. Written here in TensorFlow: the image, its gradient, the
+correction pairs and the best image stay on the device; every evaluation of a line search is two
+compiled calls (the loss and gradient, then the line search's judgement of them, which at the
+end of an iteration also updates the image and pairs and sets the next direction), and the host
+reads back one number per evaluation (whether the iteration ended) and otherwise only what it
+prints, checkpoints or checks. The state lives in variables, so a run split at checkpoints keeps
+its curvature history.
 
 The image, gradient and pairs are float64, as in SciPy (the loss itself is computed in float32):
 with float32 state the runs drifted away from SciPy's within a few dozen iterations and ended
@@ -19,17 +22,17 @@ call, so it cannot stop at a checkpoint or a printed line without restarting, it
 is Hager-Zhang's (approximate Wolfe conditions, not SciPy's), and it is one more dependency that
 must follow TensorFlow's releases.)
 
-Run by TensorFlow's default executor, the step's results were not bit-reproducible on a CPU
-from one compiled copy to the next: oneDNN's kernels inside it sometimes split their work
-differently, gradients then differed in the last bit of float32, and L-BFGS amplified that
-(with oneDNN off, or with the line search forced to end after one evaluation, runs repeated;
-without the tf.cond in the loop body, with parallel_iterations=1 or with op determinism on,
-they still varied). Run by the single-threaded executor (`step`), they repeat.
+Why the line search's loop runs on the host: as one compiled call with the loss inside a
+tf.while_loop, the results were not bit-reproducible on a CPU from one compiled copy to the next
+(oneDNN's kernels inside the loop sometimes split their work differently; L-BFGS amplified the
+last-bit differences); TensorFlow's single-threaded executor made them repeat, but cost 25-30% per
+SqueezeNet evaluation (its fire modules' branches no longer ran side by side). The loss called
+on its own, as Adam and SciPy call it, repeats at full speed; the price is one read-back per
+evaluation, a synchronisation that costs microseconds beside a network pass.
 """
 from typing import NamedTuple
 
 import tensorflow as tf
-from tensorflow.python.eager import context  # function_executor_type: no public equivalent
 
 MEMORY = 10              # correction pairs (L-BFGS-B's maxcor)
 MAX_EVALUATIONS = 20     # per line search (maxls)
@@ -39,7 +42,6 @@ PGTOL = 1e-5             # stop when no gradient component is larger (SciPy's gt
 FACTR = 2.22e-9          # stop when f fell by less than this, relatively (SciPy's ftol)
 FIRST_STEP_POLYAK = 0.25  # the first step, as a share of Polyak's (see LBFGS._first_step)
 F64 = tf.float64
-EXECUTOR = "SINGLE_THREADED_EXECUTOR"  # see LBFGS.step
 
 
 def _dot(a, b):
@@ -176,6 +178,15 @@ def _search_next(s, stp, f, g):
     return _Search(brackt, stage, s.finit, s.ginit, width, width1, stx, fx, gx, sty, fy, gy, stmin, stmax), new
 
 
+def _pack(search):
+    return tf.stack([tf.cast(v, F64) for v in search])
+
+
+def _unpack(vector):
+    values = tf.unstack(vector)
+    return _Search(values[0] > 0.5, *values[1:])
+
+
 class LBFGS:
     """L-BFGS on an image: `reset(x0, losses, gradient)` starts a run (the losses and gradient
     at x0 are already known), each `step()` is one iteration. Made once per stylizer (its
@@ -183,12 +194,21 @@ class LBFGS:
     host reads: `best_image`, `best_losses`, `last_losses` (of the current image, or of the
     evaluation that was not finite), `iterations` (accepted steps: what --iterations counts),
     `evaluations` and `stopped` (converged, or a line search failed twice, or the loss was not
-    finite)."""
+    finite).
+
+    An iteration is a loop of evaluations, each two compiled calls: the loss and gradient at
+    the trial point `trial` (the caller's compiled function, as Adam and SciPy call it), then
+    `compiled`, which judges the point (dcsrch), and either sets the next trial point or ends the
+    iteration: it updates the image and the pairs and sets the next iteration's direction and
+    first trial point. The host reads back one number per evaluation (whether the iteration
+    ended, and whether the run stopped)."""
 
     def __init__(self, loss_and_grad, shape, nonnegative=False):
         self.loss_and_grad = loss_and_grad
         self.nonnegative = nonnegative
-        self.x, self.g, self.work = (tf.Variable(tf.zeros(shape, F64)) for _ in range(3))  # float64, as SciPy's
+        # float64, as SciPy's: the image, its gradient, the search direction, work space for -H g
+        self.x, self.g, self.d, self.work = (tf.Variable(tf.zeros(shape, F64)) for _ in range(4))
+        self.trial = tf.Variable(tf.zeros(shape))  # float32: where the next evaluation is
         self.best_image = tf.Variable(tf.zeros(shape))
         # The pairs newest first, one variable each: dense reads and writes only (slicing one
         # stacked variable made every read of it a copy of all ten pairs).
@@ -200,22 +220,29 @@ class LBFGS:
         self.iterations = tf.Variable(0)
         self.evaluations = tf.Variable(0)  # of the loss, in all (benchmarks report it per iteration)
         self.stopped = tf.Variable(False)
-        self.compiled = tf.function(self._step, autograph=False)  # graph control flow is written out
+        # The line search under way: dcsrch's state, the trial step, the evaluations it made (k),
+        # g.d at its start (gd0) and now (gd: a restart from steepest descent changes it).
+        self.search = tf.Variable(tf.zeros([len(_Search._fields)], F64))
+        self.stp, self.gd0, self.gd = (tf.Variable(tf.constant(0.0, F64)) for _ in range(3))
+        self.k = tf.Variable(0)
+        self.descent, self.can_restart, self.restarted = (tf.Variable(False) for _ in range(3))
+        self.begin = tf.function(self._begin, autograph=False)  # graph control flow is written out
+        self.compiled = tf.function(self._after_evaluation, autograph=False,
+                                    input_signature=[tf.TensorSpec([4], tf.float32), tf.TensorSpec(shape, tf.float32)])
+        self._stopped = False  # the host's copy of `stopped`
 
     def step(self):
-        """One iteration, run by TensorFlow's single-threaded executor: one op after another in
-        this thread (each op still uses every core), so that runs repeat (see the module's
-        docstring). It costs 15-20% per SqueezeNet evaluation (its fire modules' branches no
-        longer run side by side), nothing measurable for VGG19."""
-        with context.function_executor_type(EXECUTOR):
-            self.compiled()
+        """One iteration: evaluations until the line search ends (nothing once stopped)."""
+        while not self._stopped:
+            losses, grad = self.loss_and_grad(self.trial)
+            ended = int(self.compiled(losses, grad))  # the one read-back per evaluation
+            if ended:
+                self._stopped = ended == 2
+                return
 
     def trace(self):
-        """Trace the step (it can be done in another thread, ahead of the first step). Under the
-        same executor setting: it decides at tracing whether loops are lowered to the low-level
-        control flow that the single-threaded executor cannot run."""
-        with context.function_executor_type(EXECUTOR):
-            self.compiled.get_concrete_function()
+        """Trace the line search's judgement (it can be done in another thread, ahead of the first step)."""
+        self.compiled.get_concrete_function()
 
     def reset(self, x0, losses, gradient):
         for variable, value in ((self.x, tf.cast(x0, F64)), (self.best_image, x0), (self.g, tf.cast(gradient, F64)),
@@ -225,7 +252,9 @@ class LBFGS:
         self.rho.assign(tf.zeros_like(self.rho))
         self.iterations.assign(0)
         self.evaluations.assign(0)
-        self.stopped.assign(bool(tf.reduce_max(tf.abs(gradient)) <= PGTOL))
+        self._stopped = bool(tf.reduce_max(tf.abs(gradient)) <= PGTOL)
+        self.stopped.assign(self._stopped)
+        self.begin()
 
     def _direction(self):
         """-H g by the two-loop recursion over the stored pairs (empty ones, rho 0, do nothing).
@@ -259,10 +288,12 @@ class LBFGS:
         f = self.f.read_value()
         return tf.where(f > 0.0, FIRST_STEP_POLYAK * f / -gd, scipy_step)
 
-    def _step(self):
-        """One iteration: direction, line search, update. Nothing happens once stopped. Written
-        with as little nesting of graph control flow as it allows: each level costs tracing time."""
-        was_stopped = self.stopped.read_value()
+    def _set_trial(self, stp, d):
+        self.stp.assign(stp)
+        self.trial.assign(tf.cast(self.x + stp * d, tf.float32))  # the loss is computed in float32
+
+    def _begin(self):
+        """An iteration's start: the direction, the line search's first trial point."""
         g = self.g.read_value()
         d = self._direction()
         gd = _dot(g, d)
@@ -270,46 +301,67 @@ class LBFGS:
         d = tf.where(descent, d, -g)  # not a descent direction: steepest descent, and forget the pairs
         gd = tf.where(descent, gd, -_dot(g, g))
         stp = tf.minimum(tf.where(self.iterations == 0, self._first_step(gd), tf.ones_like(gd)), STEP_MAX)
-        can_restart = descent & tf.reduce_any(self.rho > 0.0)
-        x, f0 = self.x.read_value(), self.f.read_value()
+        self.descent.assign(descent)
+        self.can_restart.assign(descent & tf.reduce_any(self.rho > 0.0))
+        self.restarted.assign(False)
+        self.d.assign(d)
+        self.gd0.assign(gd)
+        self.gd.assign(gd)
+        self.k.assign(0)
+        self.search.assign(_pack(_search_start(stp, self.f.read_value(), gd)))
+        self._set_trial(stp, d)
+        return tf.constant(True)
 
-        def evaluate(n, k, stp, search, done, failed, restarted, d, gd, losses, grad):
-            losses, grad = self.loss_and_grad(tf.cast(x + stp * d, tf.float32))  # the loss in float32
-            grad = tf.cast(grad, F64)
-            f, dg = tf.cast(losses[3], F64), _dot(grad, d)
-            done = _search_done(search, stp, f, dg) | ~tf.math.is_finite(f) | ~tf.math.is_finite(dg)
+    def _after_evaluation(self, losses, grad):
+        """Judge the trial point: the next trial point (0), or the iteration ended (1) and the
+        run stopped (2). Written with as little nesting of graph control flow as it allows: each
+        level costs tracing time."""
+        self.evaluations.assign_add(1)
+        grad = tf.cast(grad, F64)
+        stp, d, gd, k, restarted = (v.read_value() for v in (self.stp, self.d, self.gd, self.k, self.restarted))
+        search = _unpack(self.search.read_value())
+        f, dg = tf.cast(losses[3], F64), _dot(grad, d)
+        done = _search_done(search, stp, f, dg) | ~tf.math.is_finite(f) | ~tf.math.is_finite(dg)
 
-            def next_step():  # most iterations end at their first step and skip this
-                search_, stp_ = _search_next(search, stp, f, dg)
-                # As L-BFGS-B: a line search that fails forgets the pairs and tries steepest
-                # descent; if that fails too (or there were no pairs), the run stops.
-                exhausted = k + 1 >= MAX_EVALUATIONS
-                restart = exhausted & can_restart & ~restarted
-                one = tf.ones_like(stp)
-                gd_ = tf.where(restart, -_dot(g, g), gd)
-                search_ = tf.nest.map_structure(lambda fresh, old: tf.where(restart, fresh, old),
-                                                _search_start(one, f0, gd_), search_)
-                return (tf.where(restart, 0, k + 1), tf.where(restart, one, stp_), search_, exhausted & ~restart,
-                        restarted | restart, tf.where(restart, -g, d), gd_)
+        def next_step():  # most iterations end at their first step and skip this
+            search_, stp_ = _search_next(search, stp, f, dg)
+            # As L-BFGS-B: a line search that fails forgets the pairs and tries steepest
+            # descent; if that fails too (or there were no pairs), the run stops.
+            exhausted = k + 1 >= MAX_EVALUATIONS
+            restart = exhausted & self.can_restart & ~restarted
+            one = tf.ones_like(stp)
+            g = self.g.read_value()
+            gd_ = tf.where(restart, -_dot(g, g), gd)
+            search_ = tf.nest.map_structure(lambda fresh, old: tf.where(restart, fresh, old),
+                                            _search_start(one, self.f.read_value(), gd_), search_)
+            failed = exhausted & ~restart
+            d_ = tf.where(restart, -g, d)
+            self.k.assign(tf.where(restart, 0, k + 1))
+            self.restarted.assign(restarted | restart)
+            self.d.assign(d_)
+            self.gd.assign(gd_)
+            self.search.assign(_pack(search_))
+            self._set_trial(tf.where(restart, one, stp_), d_)
+            return failed
 
-            k, stp, search, failed, restarted, d, gd = tf.cond(
-                done, lambda: (k, stp, search, failed, restarted, d, gd), next_step)
-            return n + 1, k, stp, search, done, failed, restarted, d, gd, losses, grad
+        failed = tf.cond(done, lambda: tf.constant(False), next_step)
+        ended = done | failed
+        stopped = tf.cond(ended, lambda: self._end(losses, grad, done, failed, stp, d), lambda: tf.constant(False))
+        return tf.where(ended, tf.where(stopped, 2, 1), 0)
 
-        zero = tf.constant(0)
-        n, _, stp, _, done, failed, restarted, d, _, losses, grad = tf.while_loop(
-            lambda n, k, stp, search, done, failed, *_: ~done & ~failed, evaluate,
-            (zero, zero, stp, _search_start(stp, f0, gd), was_stopped, tf.constant(False), tf.constant(False), d, gd,
-             self.last_losses.read_value(), g))
-        self.evaluations.assign_add(n)
+    def _end(self, losses, grad, done, failed, stp, d):
+        """An iteration's end: the update, the pairs, the stopping tests, and (unless stopped)
+        the next iteration's start. Returns whether the run stopped."""
+        was_stopped = self.stopped.read_value()
+        g, f0, gd0 = self.g.read_value(), self.f.read_value(), self.gd0.read_value()
         f = tf.cast(losses[3], F64)
         finite = tf.math.is_finite(f)
         accepted = ~was_stopped & done & ~failed & finite
         s = stp * d
         y = grad - g
         sy = _dot(s, y)
-        keep = accepted & (sy > 2.2e-16 * -gd * stp)  # L-BFGS-B skips pairs without enough curvature
-        rho = tf.where(~descent | restarted, tf.zeros_like(self.rho), self.rho)
+        keep = accepted & (sy > 2.2e-16 * -gd0 * stp)  # L-BFGS-B skips pairs without enough curvature
+        rho = tf.where(~self.descent | self.restarted, tf.zeros_like(self.rho), self.rho)
 
         def store():  # shift out the oldest pair
             for pairs, new in ((self.s, s), (self.y, y)):
@@ -335,5 +387,8 @@ class LBFGS:
         converged = accepted & ((tf.reduce_max(tf.abs(grad)) <= PGTOL) |
                                 (f0 - f <= FACTR * tf.maximum(tf.maximum(tf.abs(f0), tf.abs(f)), 1.0)))
         # A loss that is not finite stops the run; the host sees it in last_losses.
-        self.stopped.assign(was_stopped | converged | failed | ~finite)
+        stopped = was_stopped | converged | failed | ~finite
+        self.stopped.assign(stopped)
         self.last_losses.assign(tf.where(accepted | ~finite, losses, self.last_losses))
+        tf.cond(stopped, lambda: tf.constant(False), self.begin)
+        return stopped

@@ -158,7 +158,7 @@ def test_scipy_lbfgs_first_steps_need_one_evaluation(sqz_net):
 def test_the_same_run_twice_gives_the_same_image(sqz_net, optim):
     """The same flags give the same image: three runs, each with its own compiled loss and
     optimizer (as two invocations of the command have), agree to the bit. (The device L-BFGS
-    did not, run by TensorFlow's default executor: see lbfgs.py.)"""
+    did not when its line search ran inside one compiled call: see lbfgs.py.)"""
     content, style = pair("cat.png", "starry_night.jpg", 96)
     results = []
     for _ in range(3):
