@@ -106,7 +106,7 @@ def build_parser():
     g = p.add_argument_group("optimiser")
     g.add_argument("--optim", default="lbfgs", choices=OPTIMIZERS,
                    help="optimiser: lbfgs (SciPy's L-BFGS-B, as the original), lbfgs-device (the same algorithm "
-                        "in TensorFlow, on the device: a faster start, and checkpoints keep its history), cg "
+                        "in TensorFlow, its state on the device: for GPUs, and checkpoints keep its history), cg "
                         "(SciPy's conjugate gradient) or adam (default: %(default)s)")
     g.add_argument("--iterations", type=int, default=1000, metavar="N",
                    help="iterations at full size (default: %(default)s)")

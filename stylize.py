@@ -627,10 +627,10 @@ def _device_optimizer(stylizer, optim, learning_rate, beta1, beta2, epsilon):
 
 def _prepare_while_evaluating(stylizer, optimizer):
     """Do, in a thread, what the first iteration will need while the caller runs the first
-    evaluation (TensorFlow releases the GIL while it computes): trace the device optimizer's step
-    (this hid 0.6 s of VGG19's start at 512 px here, little of SqueezeNet's, whose first
-    evaluation is short), or import scipy.optimize (a third of a second). Returns the thread, or
-    None when there is nothing to do."""
+    evaluation (TensorFlow releases the GIL while it computes): trace Adam's step or the device
+    L-BFGS's judgement (this hid 0.6 s of VGG19's start at 512 px here, little of SqueezeNet's,
+    whose first evaluation is short), or import scipy.optimize (a third of a second). Returns the
+    thread, or None when there is nothing to do."""
     if optimizer is None:
         if "scipy.optimize" in sys.modules:
             return None
@@ -638,7 +638,7 @@ def _prepare_while_evaluating(stylizer, optimizer):
     elif optimizer.compiled.experimental_get_tracing_count():
         return None
     else:
-        stylizer.loss_and_grad.get_concrete_function()  # traced here first: the step calls it
+        stylizer.loss_and_grad.get_concrete_function()  # traced here first: Adam's step calls it
         work = optimizer.trace
 
     def prepare():
