@@ -520,11 +520,13 @@ def _scipy(stylizer, x0, gradient, best, progress, optim, iterations, print_iter
     while progress.done < iterations:
         before = progress.done
         maxiter = min(chunk, iterations - before)
-        c = lbfgsb_scale(float(last["losses"][3]), last["gradient"], pair) if method == "L-BFGS-B" else 1.0
-        chunk_start.update(c=c, z=last["x"] / c, evaluation=dict(last))
         # SciPy's vector operations gain nothing from BLAS threads, and OpenBLAS threads left
-        # spinning after them slowed the next TensorFlow evaluation by 60% on 2 cores.
+        # spinning after them slowed the next TensorFlow evaluation by 60% on 2 cores. One
+        # thread also makes the scale's dot products repeat on any machine (a sum split over
+        # threads rounds differently, and L-BFGS amplifies the last bit).
         with threadpool_limits(limits=1, user_api="blas"):
+            c = lbfgsb_scale(float(last["losses"][3]), last["gradient"], pair) if method == "L-BFGS-B" else 1.0
+            chunk_start.update(c=c, z=last["x"] / c, evaluation=dict(last))
             result = scipy.optimize.minimize(loss_and_grad, chunk_start["z"], jac=True, method=method,
                                              callback=callback,
                                              options=dict(options, maxiter=maxiter, gtol=options["gtol"] * c))
