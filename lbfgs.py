@@ -298,8 +298,9 @@ class LBFGS:
         d = self._direction()
         gd = _dot(g, d)
         descent = gd < 0.0
-        d = tf.where(descent, d, -g)  # not a descent direction: steepest descent, and forget the pairs
-        gd = tf.where(descent, gd, -_dot(g, g))
+        # Not a descent direction: steepest descent, and forget the pairs. (Branches, not
+        # tf.where: a where over image-sized vectors is a pass over them at every iteration.)
+        d, gd = tf.cond(descent, lambda: (d, gd), lambda: (-g, -_dot(g, g)))
         stp = tf.minimum(tf.where(self.iterations == 0, self._first_step(gd), tf.ones_like(gd)), STEP_MAX)
         self.descent.assign(descent)
         self.can_restart.assign(descent & tf.reduce_any(self.rho > 0.0))
@@ -372,13 +373,15 @@ class LBFGS:
 
         self.rho.assign(tf.cond(keep, store, lambda: rho))
 
+        def keep_best():
+            self.best_image.assign(tf.cast(self.x, tf.float32))
+            return tf.constant(True)
+
         def update():
             self.x.assign_add(s)
             self.g.assign(grad)
             self.f.assign(f)
-            self.best_image.assign(tf.where(losses[3] < self.best_losses[3], tf.cast(self.x, tf.float32),
-                                            self.best_image))
-            return tf.constant(True)
+            return tf.cond(losses[3] < self.best_losses[3], keep_best, lambda: tf.constant(False))
 
         tf.cond(accepted, update, lambda: tf.constant(False))
         better = accepted & (losses[3] < self.best_losses[3])  # the line search ends lower but for its warnings
