@@ -105,6 +105,15 @@ def _options(args):
 
 
 def _cancel(ray, refs):
+    """Cancel the tasks still running. Those already finished are left alone: Ray (2.60) can
+    abort the driver when a forced cancellation races with the task's completion ("Tried to
+    complete task that was not pending", ray-project/ray#54527 for its sibling); this narrows
+    that window, it cannot close it."""
+    refs = list(refs)
+    try:
+        _, refs = ray.wait(refs, num_returns=len(refs), timeout=0)
+    except Exception:  # noqa: BLE001 - a lost worker or connection: cancel them all
+        pass
     for ref in refs:
         try:
             ray.cancel(ref, force=True)
