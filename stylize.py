@@ -390,7 +390,8 @@ def stylize(net, initial, content, styles, style_blend_weights, weights=LossWeig
         best.offer(x0, losses)
         show(losses)
         if device is None:
-            steps = _scipy(stylizer, x0, gradient, best, progress, optim, iterations, print_iterations, checkpoint_iterations)
+            steps = _scipy(stylizer, x0, gradient, best, progress, optim, iterations, print_iterations,
+                           checkpoint_iterations)
         else:
             steps = _on_device(stylizer, device, x0, gradient, best, progress, iterations, print_iterations,
                                checkpoint_iterations)
@@ -463,9 +464,9 @@ def lbfgsb_scale(f, gradient, pair=None):
     norm = float(np.linalg.norm(gradient))
     if not 0.0 < norm < np.inf:
         return 1.0
-    if pair is not None and float(np.dot(*pair)) > 0.0:
-        s, y = pair
-        return float(np.dot(s, y) / np.dot(y, y)) * norm
+    sy = float(np.dot(*pair)) if pair is not None else 0.0
+    if sy > 0.0:
+        return sy / float(np.dot(pair[1], pair[1])) * norm
     return FIRST_STEP_POLYAK * f / norm if f > 0.0 and np.isfinite(f) else 1.0
 
 
