@@ -8,9 +8,10 @@ a loss known to be non-negative, a quarter of Polyak's step instead: see _first_
 and the same stopping tests. Written here in TensorFlow: the image, its gradient, the
 correction pairs and the best image stay on the device; every evaluation of a line search is two
 compiled calls (the loss and gradient, then the line search's judgement of them, which at the
-end of an iteration also updates the image and pairs and sets the next direction), and the host
-reads back one number per evaluation (whether the iteration ended) and otherwise only what it
-prints, checkpoints or checks. The state lives in variables, so a run split at checkpoints keeps
+end of an iteration also updates the image and pairs and sets the next direction; when the line
+search goes on, a third, `search_on`, sets its next trial point), and the host reads back one
+number per call (whether the iteration ended) and otherwise only what it prints, checkpoints or
+checks. The state lives in variables, so a run split at checkpoints keeps
 its curvature history.
 
 The image, gradient and pairs are float64, as in SciPy (the loss itself is computed in float32):
@@ -41,6 +42,7 @@ STEP_MAX = 1e10
 PGTOL = 1e-5             # stop when no gradient component is larger (SciPy's gtol)
 FACTR = 2.22e-9          # stop when f fell by less than this, relatively (SciPy's ftol)
 FIRST_STEP_POLYAK = 0.25  # the first step, as a share of Polyak's (see LBFGS._first_step)
+SEARCH_ON = 3            # `compiled`'s answer when the line search needs another evaluation
 F64 = tf.float64
 
 
@@ -198,10 +200,11 @@ class LBFGS:
 
     An iteration is a loop of evaluations, each two compiled calls: the loss and gradient at
     the trial point `trial` (the caller's compiled function, as Adam and SciPy call it), then
-    `compiled`, which judges the point (dcsrch), and either sets the next trial point or ends the
+    `compiled`, which judges the point (dcsrch) and, where the line search ends there, ends the
     iteration: it updates the image and the pairs and sets the next iteration's direction and
-    first trial point. The host reads back one number per evaluation (whether the iteration
-    ended, and whether the run stopped)."""
+    first trial point. Where the search goes on (rarely: most iterations end at their first
+    trial point), the host calls `search_on`, which sets the next trial point. The host reads
+    back one number per call (whether the iteration ended, and whether the run stopped)."""
 
     def __init__(self, loss_and_grad, shape, nonnegative=False):
         self.loss_and_grad = loss_and_grad
@@ -226,9 +229,14 @@ class LBFGS:
         self.stp, self.gd0, self.gd = (tf.Variable(tf.constant(0.0, F64)) for _ in range(3))
         self.k = tf.Variable(0)
         self.descent, self.can_restart, self.restarted = (tf.Variable(False) for _ in range(3))
-        self.begin = tf.function(self._begin, autograph=False)  # graph control flow is written out
-        self.compiled = tf.function(self._after_evaluation, autograph=False,
-                                    input_signature=[tf.TensorSpec([4], tf.float32), tf.TensorSpec(shape, tf.float32)])
+        evaluated = [tf.TensorSpec([4], tf.float32), tf.TensorSpec(shape, tf.float32)]  # losses, gradient
+        # Graph control flow is written out (autograph off). Each function is traced on its first
+        # call, once per optimizer: `search_on`, the line search's rarer path, only when some line
+        # search first needs a second evaluation (tracing costs start-up: about 0.3 ms per op here).
+        self.begin = tf.function(self._begin, autograph=False)
+        self.end = tf.function(self._end, autograph=False, input_signature=evaluated + [tf.TensorSpec([], tf.bool)])
+        self.compiled = tf.function(self._after_evaluation, autograph=False, input_signature=evaluated)
+        self.search_on = tf.function(self._search_on, autograph=False, input_signature=evaluated)
         self._stopped = False  # the host's copy of `stopped`
 
     def step(self):
@@ -236,12 +244,15 @@ class LBFGS:
         while not self._stopped:
             losses, grad = self.loss_and_grad(self.trial)
             ended = int(self.compiled(losses, grad))  # the one read-back per evaluation
+            if ended == SEARCH_ON:
+                ended = int(self.search_on(losses, grad))
             if ended:
                 self._stopped = ended == 2
                 return
 
     def trace(self):
-        """Trace the line search's judgement (it can be done in another thread, ahead of the first step)."""
+        """Trace what the first iteration needs (the judgement, the update, the next direction): it
+        can be done in another thread, ahead of the first step."""
         self.compiled.get_concrete_function()
 
     def reset(self, x0, losses, gradient):
@@ -313,51 +324,61 @@ class LBFGS:
         self._set_trial(stp, d)
         return tf.constant(True)
 
-    def _after_evaluation(self, losses, grad):
-        """Judge the trial point: the next trial point (0), or the iteration ended (1) and the
-        run stopped (2). Written with as little nesting of graph control flow as it allows: each
-        level costs tracing time."""
-        self.evaluations.assign_add(1)
-        grad = tf.cast(grad, F64)
-        stp, d, gd, k, restarted = (v.read_value() for v in (self.stp, self.d, self.gd, self.k, self.restarted))
+    def _judged(self, losses, grad):
+        """The trial point's loss f, its slope along the search direction, and whether dcsrch ends
+        the line search there (or the loss is not finite)."""
         search = _unpack(self.search.read_value())
-        f, dg = tf.cast(losses[3], F64), _dot(grad, d)
-        done = _search_done(search, stp, f, dg) | ~tf.math.is_finite(f) | ~tf.math.is_finite(dg)
+        f, dg = tf.cast(losses[3], F64), _dot(tf.cast(grad, F64), self.d)
+        done = _search_done(search, self.stp.read_value(), f, dg) | ~tf.math.is_finite(f) | ~tf.math.is_finite(dg)
+        return search, f, dg, done
 
-        def next_step():  # most iterations end at their first step and skip this
-            search_, stp_ = _search_next(search, stp, f, dg)
-            # As L-BFGS-B: a line search that fails forgets the pairs and tries steepest
-            # descent; if that fails too (or there were no pairs), the run stops.
-            exhausted = k + 1 >= MAX_EVALUATIONS
-            restart = exhausted & self.can_restart & ~restarted
-            one = tf.ones_like(stp)
-            g = self.g.read_value()
-            gd_ = tf.where(restart, -_dot(g, g), gd)
-            search_ = tf.nest.map_structure(lambda fresh, old: tf.where(restart, fresh, old),
-                                            _search_start(one, self.f.read_value(), gd_), search_)
-            failed = exhausted & ~restart
-            d_ = tf.where(restart, -g, d)
-            self.k.assign(tf.where(restart, 0, k + 1))
-            self.restarted.assign(restarted | restart)
-            self.d.assign(d_)
-            self.gd.assign(gd_)
-            self.search.assign(_pack(search_))
-            self._set_trial(tf.where(restart, one, stp_), d_)
-            return failed
+    def _after_evaluation(self, losses, grad):
+        """Judge the trial point: the iteration ended (1) and the run stopped (2), or the line
+        search goes on (SEARCH_ON: the host then calls `search_on`). Written with as little
+        nesting of graph control flow as it allows: each level costs tracing time."""
+        self.evaluations.assign_add(1)
+        _, _, _, done = self._judged(losses, grad)
+        stopped = tf.cond(done, lambda: self.end(losses, grad, tf.constant(False)), lambda: tf.constant(False))
+        return tf.where(done, tf.where(stopped, 2, 1), SEARCH_ON)
 
-        failed = tf.cond(done, lambda: tf.constant(False), next_step)
-        ended = done | failed
-        stopped = tf.cond(ended, lambda: self._end(losses, grad, done, failed, stp, d), lambda: tf.constant(False))
-        return tf.where(ended, tf.where(stopped, 2, 1), 0)
+    def _search_on(self, losses, grad):
+        """The line search's next trial point after an evaluation that did not end it (0), or, when
+        it has made its evaluations, the iteration's end (1) and the run's stop (2). (Most
+        iterations end at their first trial point and never come here.)"""
+        search, f, dg, _ = self._judged(losses, grad)
+        stp, d, gd, k, restarted = (v.read_value() for v in (self.stp, self.d, self.gd, self.k, self.restarted))
+        search_, stp_ = _search_next(search, stp, f, dg)
+        # As L-BFGS-B: a line search that fails forgets the pairs and tries steepest
+        # descent; if that fails too (or there were no pairs), the run stops.
+        exhausted = k + 1 >= MAX_EVALUATIONS
+        restart = exhausted & self.can_restart & ~restarted
+        one = tf.ones_like(stp)
+        g = self.g.read_value()
+        gd_ = tf.where(restart, -_dot(g, g), gd)
+        search_ = tf.nest.map_structure(lambda fresh, old: tf.where(restart, fresh, old),
+                                        _search_start(one, self.f.read_value(), gd_), search_)
+        failed = exhausted & ~restart
+        d_ = tf.where(restart, -g, d)
+        self.k.assign(tf.where(restart, 0, k + 1))
+        self.restarted.assign(restarted | restart)
+        self.d.assign(d_)
+        self.gd.assign(gd_)
+        self.search.assign(_pack(search_))
+        self._set_trial(tf.where(restart, one, stp_), d_)
+        stopped = tf.cond(failed, lambda: self.end(losses, grad, tf.constant(True)), lambda: tf.constant(False))
+        return tf.where(failed, tf.where(stopped, 2, 1), 0)
 
-    def _end(self, losses, grad, done, failed, stp, d):
-        """An iteration's end: the update, the pairs, the stopping tests, and (unless stopped)
-        the next iteration's start. Returns whether the run stopped."""
+    def _end(self, losses, grad, failed):
+        """An iteration's end, at the trial point just evaluated (where the line search ended, or
+        `failed`): the update, the pairs, the stopping tests, and (unless stopped) the next
+        iteration's start. Returns whether the run stopped."""
+        grad = tf.cast(grad, F64)
+        stp, d = self.stp.read_value(), self.d.read_value()
         was_stopped = self.stopped.read_value()
         g, f0, gd0 = self.g.read_value(), self.f.read_value(), self.gd0.read_value()
         f = tf.cast(losses[3], F64)
         finite = tf.math.is_finite(f)
-        accepted = ~was_stopped & done & ~failed & finite
+        accepted = ~was_stopped & ~failed & finite
         s = stp * d
         y = grad - g
         sy = _dot(s, y)
