@@ -243,7 +243,7 @@ class LBFGS:
         """One iteration: evaluations until the line search ends (nothing once stopped)."""
         while not self._stopped:
             losses, grad = self.loss_and_grad(self.trial)
-            ended = int(self.compiled(losses, grad))  # the one read-back per evaluation
+            ended = int(self.compiled(losses, grad))  # a read-back per call: one per evaluation, mostly
             if ended == SEARCH_ON:
                 ended = int(self.search_on(losses, grad))
             if ended:

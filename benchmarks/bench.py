@@ -257,6 +257,7 @@ def lbfgs_speed(network, size, rounds, iterations, warm_up):
     content, style = test_images(size)
     stylizer = stylize.Stylizer(net, content, [style], [1.0], stylize.LossWeights())
     times = {"lbfgs-device": [], "adam": [], "lbfgs": []}
+    rounds_mean = {optim: [] for optim in times}  # per round: the ratios of neighbours in time
     evaluations = []
     for _ in range(rounds):
         for optim in times:
@@ -270,10 +271,13 @@ def lbfgs_speed(network, size, rounds, iterations, warm_up):
                                         quiet=True, stylizer=stylizer, on_iteration=note):
                 pass
             times[optim] += list(np.diff(stamps[warm_up - 1:]))
+            rounds_mean[optim].append(float(np.mean(np.diff(stamps[warm_up - 1:]))))
+    per_round = {optim: float(np.median(np.array(rounds_mean[optim]) / np.array(rounds_mean["adam"])))
+                 for optim in ("lbfgs-device", "lbfgs")}
     counted = sum(b - a for a, b in zip(evaluations[::2], evaluations[1::2]))
     return {"network": network, "size": f"{size}x{size}", **{optim: float(np.mean(t)) for optim, t in times.items()},
             "evaluations_per_iteration": counted / (rounds * (iterations - warm_up)), "warm_up": warm_up,
-            "iterations": iterations}
+            "iterations": iterations, "rounds": rounds, "median_round_ratio": per_round}
 
 
 def write_vgg_file(path):
@@ -396,7 +400,7 @@ def lbfgs_cases(folder, parts=("startup", "speed", "quality", "time")):
     if "speed" in parts:
         print(cpu_description())
         print("seconds per iteration, mean after warm-up, optimizers in turns in one process (random VGG19 weights):")
-        for network, size, rounds, iterations, warm_up in (("sqz", 256, 3, 100, 40), ("vgg", 512, 1, 24, 12)):
+        for network, size, rounds, iterations, warm_up in (("sqz", 256, 5, 100, 40), ("vgg", 512, 1, 24, 12)):
             r = in_subprocess("lbfgs_speed", network=network, size=size, rounds=rounds, iterations=iterations,
                               warm_up=warm_up)
             print(f"  {network} {r['size']}, iterations {r['warm_up'] + 1}-{r['iterations']} of each run: "
@@ -404,6 +408,10 @@ def lbfgs_cases(folder, parts=("startup", "speed", "quality", "time")):
                   f"{r['lbfgs-device'] / r['adam']:.3f}), lbfgs {r['lbfgs']:.4f} (lbfgs/adam "
                   f"{r['lbfgs'] / r['adam']:.3f}); lbfgs-device evaluations per iteration "
                   f"{r['evaluations_per_iteration']:.3f}", flush=True)
+            if r["rounds"] > 1:  # this machine's speed drifts: ratios of runs next to each other
+                print(f"    median over {r['rounds']} rounds of each round's ratio: lbfgs-device/adam "
+                      f"{r['median_round_ratio']['lbfgs-device']:.3f}, lbfgs/adam "
+                      f"{r['median_round_ratio']['lbfgs']:.3f}", flush=True)
     if "quality" in parts:
         rows = in_subprocess("quality_gate", width=512)
         print(cpu_description())

@@ -114,7 +114,8 @@ def test_quality_gate_against_scipy(sqz_net):
 
 def test_first_step_of_a_nonnegative_loss_needs_one_evaluation(sqz_net):
     """The transfer loss is never negative: the first iteration tries a quarter of Polyak's step
-    and ends at once (start-up), where L-BFGS-B's step of length 1 takes several evaluations."""
+    and ends at once (start-up), where L-BFGS-B's step of length 1 takes several evaluations
+    (and needs the line search's rarer path, traced then and not before)."""
     content, style = pair("cat.png", "starry_night.jpg", 128)
     stylizer = Stylizer(sqz_net, content, [style], [1.0], LossWeights())
     x0 = tf.constant(sqz_net.preprocess(content)[None])
@@ -126,6 +127,8 @@ def test_first_step_of_a_nonnegative_loss_needs_one_evaluation(sqz_net):
         optimizer.step()
         assert int(optimizer.iterations.numpy()) == 1
         evaluations[nonnegative] = int(optimizer.evaluations.numpy())
+        # The line search's rarer path is traced only when a search goes on (start-up)
+        assert optimizer.search_on.experimental_get_tracing_count() == (0 if nonnegative else 1)
         if nonnegative:  # and a real step: L-BFGS-B's first one lowers the loss by about 3% here
             assert optimizer.f.numpy() < 0.9 * losses[3].numpy()
     assert evaluations[True] == 1 and evaluations[False] >= 4, evaluations
