@@ -257,7 +257,7 @@ def lbfgs_speed(network, size, rounds, iterations, warm_up):
     content, style = test_images(size)
     stylizer = stylize.Stylizer(net, content, [style], [1.0], stylize.LossWeights())
     times = {"lbfgs-device": [], "adam": [], "lbfgs": []}
-    rounds_mean = {optim: [] for optim in times}  # per round: the ratios of neighbours in time
+    round_means = {optim: [] for optim in times}  # per round, to compare runs next to each other in time
     evaluations = []
     for _ in range(rounds):
         for optim in times:
@@ -270,9 +270,10 @@ def lbfgs_speed(network, size, rounds, iterations, warm_up):
             for step in stylize.stylize(net, content, content, [style], [1.0], optim=optim, iterations=iterations,
                                         quiet=True, stylizer=stylizer, on_iteration=note):
                 pass
-            times[optim] += list(np.diff(stamps[warm_up - 1:]))
-            rounds_mean[optim].append(float(np.mean(np.diff(stamps[warm_up - 1:]))))
-    per_round = {optim: float(np.median(np.array(rounds_mean[optim]) / np.array(rounds_mean["adam"])))
+            seconds = np.diff(stamps[warm_up - 1:])
+            times[optim] += list(seconds)
+            round_means[optim].append(float(np.mean(seconds)))
+    per_round = {optim: float(np.median(np.array(round_means[optim]) / np.array(round_means["adam"])))
                  for optim in ("lbfgs-device", "lbfgs")}
     counted = sum(b - a for a, b in zip(evaluations[::2], evaluations[1::2]))
     return {"network": network, "size": f"{size}x{size}", **{optim: float(np.mean(t)) for optim, t in times.items()},

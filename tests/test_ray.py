@@ -155,7 +155,7 @@ def test_ctrl_c_cancels_the_running_pairs_and_keeps_the_finished(ray_cluster, tm
 def test_tiles_on_a_local_ray_equal_the_tiles_here(tmp_path):
     """--ray with no address: a local Ray started for the run, gone after it."""
     common = ["--content", input_path("coffee.png"), "--styles", input_path("the_scream.jpg"), "--network-type",
-              "sqz", "--width", 200, "--tile-size", 128, "--iterations", 60, "--no-collage", "--seed", 2]
+              "sqz", "--width", 200, "--tile-size", 128, "--iterations", 30, "--no-collage", "--seed", 2]
     here = run_tool("neural_style.py", *common, "--output", tmp_path / "here.png", env=ONE_THREAD, cwd=tmp_path)
     assert here.returncode == 0, here.stderr
     on_ray = run_tool("neural_style.py", *common, "--ray", "--output", tmp_path / "ray.png", env=ONE_THREAD,
