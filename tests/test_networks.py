@@ -40,10 +40,13 @@ def test_bundled_npz_and_the_original_mat_give_identical_features(sqz_net, sqz_m
         np.testing.assert_array_equal(a[layer].numpy(), b[layer].numpy())
 
 
-def test_conversion_script_reproduces_the_bundled_file(sqz_mat, tmp_path):
+def test_conversion_script_reproduces_the_bundled_file(sqz_mat, tmp_path, capsys):
     """convert_sqz_weights.py turns an original-layout .mat into exactly the bundled arrays, and
     --check tells a file that differs. (CI also checks the bundled file against ../shared's
-    real sqz_notop.mat.)"""
+    real sqz_notop.mat.) The conversion runs as a user runs it; the two checks in this process,
+    through the same entry point (each process costs seconds of TensorFlow's start)."""
+    import convert_sqz_weights
+    from errors import run_cli
     out = tmp_path / "converted.npz"
     result = run_tool("convert_sqz_weights.py", sqz_mat, "--output", out)
     assert result.returncode == 0, result.stderr
@@ -51,13 +54,15 @@ def test_conversion_script_reproduces_the_bundled_file(sqz_mat, tmp_path):
         assert sorted(made.files) == sorted(bundled.files)
         for key in bundled.files:
             np.testing.assert_array_equal(made[key], bundled[key])
-    assert run_tool("convert_sqz_weights.py", sqz_mat, "--check", BUNDLED_WEIGHTS).returncode == 0
+    run_cli(convert_sqz_weights.main, [sqz_mat, "--check", BUNDLED_WEIGHTS])  # exits only on failure
+    assert "equals the conversion" in capsys.readouterr().out
     with np.load(out) as made:
         changed = {key: made[key] for key in made.files}
     changed["fire5/expand1x1/bias"] = changed["fire5/expand1x1/bias"] + 1e-3
     np.savez(tmp_path / "changed.npz", **changed)
-    result = run_tool("convert_sqz_weights.py", sqz_mat, "--check", tmp_path / "changed.npz")
-    assert result.returncode == 1 and "fire5/expand1x1/bias" in result.stderr
+    with pytest.raises(SystemExit) as exited:
+        run_cli(convert_sqz_weights.main, [sqz_mat, "--check", str(tmp_path / "changed.npz")])
+    assert exited.value.code == 1 and "fire5/expand1x1/bias" in capsys.readouterr().err
 
 
 def test_bundled_weights_are_found_without_flags_or_network(monkeypatch):
