@@ -104,9 +104,14 @@ class Statistics(NamedTuple):
     var: tf.Tensor
 
 
+def _shifted(f, shift):
+    """F + shift (--ashift); F itself when the shift is 0 (fewer operations to trace)."""
+    return f + shift if shift else f
+
+
 def statistics_of(features, shift):
     f, positions, _ = _as_matrix(features)
-    return Statistics(tf.constant(float(positions)), _self_product(f + shift), *_moments(f))
+    return Statistics(tf.constant(float(positions)), _self_product(_shifted(f, shift)), *_moments(f))
 
 
 def pool(a, b):
@@ -134,7 +139,7 @@ def _sq_sum(x):
 def tv_loss(image, tv_weight):
     dy = image[:, 1:, :, :] - image[:, :-1, :, :]
     dx = image[:, :, 1:, :] - image[:, :, :-1, :]
-    return tv_weight * (_sq_sum(dy) / int(np.prod(dy.shape)) + _sq_sum(dx) / int(np.prod(dx.shape)))
+    return tv_weight * (_sq_sum(dy) * (1.0 / int(np.prod(dy.shape))) + _sq_sum(dx) * (1.0 / int(np.prod(dx.shape))))
 
 
 class StyleTargets:
@@ -250,7 +255,7 @@ class TransferLoss:
         content = tf.constant(0.0)
         for layer, lw in self.content_layers:
             target = self.content_targets[layer]
-            content += lw * _sq_sum(feats[layer] - target) / int(np.prod(target.shape))
+            content += lw * _sq_sum(feats[layer] - target) * (1.0 / int(np.prod(target.shape)))
         content *= w.content_weight
 
         style = tf.constant(0.0)
@@ -262,11 +267,11 @@ class TransferLoss:
                 whole = pool(self.rest[layer], own)
                 gram, mean, var = whole.gram_sum / (whole.positions * channels), whole.mean, whole.var
             elif w.style_feat_type == "gram":
-                gram = _self_product(f + w.ashift) / (positions * channels)
+                gram = _self_product(_shifted(f, w.ashift)) * (1.0 / (positions * channels))
             else:
                 mean, var = moments(layer, f)
             if w.style_feat_type == "gram":
-                per_style = [_sq_sum(gram - t[layer]) / channels ** 2 for t in self.style_targets]
+                per_style = [_sq_sum(gram - t[layer]) * (1.0 / channels ** 2) for t in self.style_targets]
             elif w.style_feat_type == "mean":
                 per_style = [_sq_sum(mean - t[layer][0]) for t in self.style_targets]
             else:  # distr: mean and std
@@ -374,6 +379,9 @@ def stylize(net, initial, content, styles, style_blend_weights, weights=LossWeig
     A caller optimising tiles passes the tile's `stylizer` (set to the tile's content), a shared
     progress `bar`, and `quiet` (no loss lines); the last Step's `losses` are the best image's.
     """
+    # SciPy's optimizers: imported while the targets' network passes run (TensorFlow releases
+    # the GIL there), not while the loss is traced, which needs the GIL as much as an import does.
+    importing = _import_scipy_in_thread() if optim in SCIPY_OPTIONS else None
     stylizer = stylizer or Stylizer(net, content, styles, style_blend_weights, weights, jit_compile)
     x0 = start_image(net, initial, initial_noiseblend, rng)[None]
 
@@ -385,8 +393,9 @@ def stylize(net, initial, content, styles, style_blend_weights, weights=LossWeig
         preparing = _prepare_while_evaluating(stylizer, device)
         losses, gradient = stylizer.loss_and_grad(tf.constant(x0))  # the gradient stays on the device
         losses = losses.numpy()
-        if preparing:
-            preparing.join()
+        for thread in (preparing, importing):
+            if thread:
+                thread.join()
         best.offer(x0, losses)
         show(losses)
         if device is None:
@@ -629,26 +638,31 @@ def _device_optimizer(stylizer, optim, learning_rate, beta1, beta2, epsilon):
 
 
 def _prepare_while_evaluating(stylizer, optimizer):
-    """Do, in a thread, what the first iteration will need while the caller runs the first
-    evaluation (TensorFlow releases the GIL while it computes): trace Adam's step or the device
-    L-BFGS's judgement (this hid 0.6 s of VGG19's start at 512 px here, little of SqueezeNet's,
-    whose first evaluation is short), or import scipy.optimize (a third of a second). Returns the
-    thread, or None when there is nothing to do."""
-    if optimizer is None:
-        if "scipy.optimize" in sys.modules:
-            return None
-        work = lambda: importlib.import_module("scipy.optimize")  # noqa: E731
-    elif optimizer.compiled.experimental_get_tracing_count():
+    """Trace, in a thread, what a device optimizer's first iteration needs (Adam's step or the
+    device L-BFGS's judgement) while the caller runs the first evaluation (TensorFlow releases
+    the GIL while it computes: this hid 0.6 s of VGG19's start at 512 px here, little of
+    SqueezeNet's, whose first evaluation is short). Returns the thread, or None."""
+    if optimizer is None or optimizer.compiled.experimental_get_tracing_count():
         return None
-    else:
-        stylizer.loss_and_grad.get_concrete_function()  # traced here first: Adam's step calls it
-        work = optimizer.trace
+    stylizer.loss_and_grad.get_concrete_function()  # traced here first: Adam's step calls it
+    return _in_thread(optimizer.trace)
 
-    def prepare():
+
+def _import_scipy_in_thread():
+    """scipy.optimize (a third of a second) imported in a thread, or None if it already is."""
+    if "scipy.optimize" in sys.modules:
+        return None
+    return _in_thread(lambda: importlib.import_module("scipy.optimize"))
+
+
+def _in_thread(work):
+    """Start `work` in a daemon thread, for what is needed a little later. A failure there is
+    ignored: the caller's thread does the same work again when it needs it, and raises there."""
+    def run():
         try:
             work()
-        except Exception:  # noqa: BLE001 - the caller's thread does it again and raises it there
+        except Exception:  # noqa: BLE001 - see above
             pass
-    thread = threading.Thread(target=prepare, daemon=True)
+    thread = threading.Thread(target=run, daemon=True)
     thread.start()
     return thread
