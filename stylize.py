@@ -139,7 +139,9 @@ def _sq_sum(x):
 def tv_loss(image, tv_weight):
     dy = image[:, 1:, :, :] - image[:, :-1, :, :]
     dx = image[:, :, 1:, :] - image[:, :, :-1, :]
-    return tv_weight * (_sq_sum(dy) * (1.0 / int(np.prod(dy.shape))) + _sq_sum(dx) * (1.0 / int(np.prod(dx.shape))))
+    # Means as products with 1 / size: the gradient of a division would also build the divisor's.
+    return tv_weight * (_sq_sum(dy) * (1.0 / int(np.prod(dy.shape)))
+                        + _sq_sum(dx) * (1.0 / int(np.prod(dx.shape))))
 
 
 class StyleTargets:
