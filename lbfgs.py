@@ -234,7 +234,9 @@ class LBFGS:
         # call, once per optimizer: `search_on`, the line search's rarer path, only when some line
         # search first needs a second evaluation (tracing costs start-up: about 0.3 ms per op here).
         self.begin = tf.function(self._begin, autograph=False)
-        self.end = tf.function(self._end, autograph=False, input_signature=evaluated + [tf.TensorSpec([], tf.bool)])
+        # `end` takes the gradient already in float64 (its callers made that copy to judge the point)
+        self.end = tf.function(self._end, autograph=False, input_signature=[
+            tf.TensorSpec([4], tf.float32), tf.TensorSpec(shape, F64), tf.TensorSpec([], tf.bool)])
         self.compiled = tf.function(self._after_evaluation, autograph=False, input_signature=evaluated)
         self.search_on = tf.function(self._search_on, autograph=False, input_signature=evaluated)
         self._stopped = False  # the host's copy of `stopped`
@@ -327,19 +329,20 @@ class LBFGS:
         return tf.constant(True)
 
     def _judged(self, losses, grad):
-        """The trial point's loss f, its slope along the search direction, and whether dcsrch ends
-        the line search there (or the loss is not finite)."""
+        """The trial point's gradient in float64, its loss f, its slope along the search direction,
+        and whether dcsrch ends the line search there (or the loss is not finite)."""
         search = _unpack(self.search.read_value())
-        f, dg = tf.cast(losses[3], F64), _dot(tf.cast(grad, F64), self.d)
+        grad = tf.cast(grad, F64)
+        f, dg = tf.cast(losses[3], F64), _dot(grad, self.d)
         done = _search_done(search, self.stp.read_value(), f, dg) | ~tf.math.is_finite(f) | ~tf.math.is_finite(dg)
-        return search, f, dg, done
+        return grad, search, f, dg, done
 
     def _after_evaluation(self, losses, grad):
         """Judge the trial point: the iteration ended (1) and the run stopped (2), or the line
         search goes on (SEARCH_ON: the host then calls `search_on`). Written with as little
         nesting of graph control flow as it allows: each level costs tracing time."""
         self.evaluations.assign_add(1)
-        _, _, _, done = self._judged(losses, grad)
+        grad, _, _, _, done = self._judged(losses, grad)
         stopped = tf.cond(done, lambda: self.end(losses, grad, tf.constant(False)), lambda: tf.constant(False))
         return tf.where(done, tf.where(stopped, 2, 1), SEARCH_ON)
 
@@ -347,7 +350,7 @@ class LBFGS:
         """The line search's next trial point after an evaluation that did not end it (0), or, when
         it has made its evaluations, the iteration's end (1) and the run's stop (2). (Most
         iterations end at their first trial point and never come here.)"""
-        search, f, dg, _ = self._judged(losses, grad)
+        grad, search, f, dg, _ = self._judged(losses, grad)
         stp, d, gd, k, restarted = (v.read_value() for v in (self.stp, self.d, self.gd, self.k, self.restarted))
         search_, stp_ = _search_next(search, stp, f, dg)
         # As L-BFGS-B: a line search that fails forgets the pairs and tries steepest
@@ -373,8 +376,7 @@ class LBFGS:
     def _end(self, losses, grad, failed):
         """An iteration's end, at the trial point just evaluated (where the line search ended, or
         `failed`): the update, the pairs, the stopping tests, and (unless stopped) the next
-        iteration's start. Returns whether the run stopped."""
-        grad = tf.cast(grad, F64)
+        iteration's start. Returns whether the run stopped. (`grad` is float64.)"""
         stp, d = self.stp.read_value(), self.d.read_value()
         was_stopped = self.stopped.read_value()
         g, f0, gd0 = self.g.read_value(), self.f.read_value(), self.gd0.read_value()
