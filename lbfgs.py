@@ -7,12 +7,12 @@ a loss known to be non-negative, a quarter of Polyak's step instead: see _first_
 20 evaluations per line search, a restart from steepest descent when a line search fails,
 and the same stopping tests. Written here in TensorFlow: the image, its gradient, the
 correction pairs and the best image stay on the device; every evaluation of a line search is two
-compiled calls (the loss and gradient, then the line search's judgement of them, which at the
-end of an iteration also updates the image and pairs and sets the next direction; when the line
-search goes on, a third, `search_on`, sets its next trial point), and the host reads back one
-number per call (whether the iteration ended) and otherwise only what it prints, checkpoints or
-checks. The state lives in variables, so a run split at checkpoints keeps
-its curvature history.
+compiled calls (the loss and gradient, then the line search's judgement of them; where the line
+search goes on, a third, `search_on`, sets its next trial point), an iteration's end two more
+(`end` updates the image and pairs and tests for a stop, `begin` sets the next direction), and
+the host reads back one number per call but `begin` (whether the iteration or the run ended) and
+otherwise only what it prints, checkpoints or checks. The state lives in variables, so a run
+split at checkpoints keeps its curvature history.
 
 The image, gradient and pairs are float64, as in SciPy (the loss itself is computed in float32):
 with float32 state the runs drifted away from SciPy's within a few dozen iterations and ended
@@ -42,17 +42,16 @@ STEP_MAX = 1e10
 PGTOL = 1e-5             # stop when no gradient component is larger (SciPy's gtol)
 FACTR = 2.22e-9          # stop when f fell by less than this, relatively (SciPy's ftol)
 FIRST_STEP_POLYAK = 0.25  # the first step, as a share of Polyak's (see LBFGS._first_step)
-SEARCH_ON = 3            # `compiled`'s answer when the line search needs another evaluation
 F64 = tf.float64
 
 
-def _dot(a, b):
-    return tf.reduce_sum(a * b)  # a float64 scalar
+def _dot(a, b, axes=None):
+    return tf.reduce_sum(a * b, axes)  # a float64 scalar
 
 
-def _axpy(variable, a, x):
-    """variable += a * x, in place and in one pass (the kernel of plain gradient descent)."""
-    tf.raw_ops.ResourceApplyGradientDescent(var=variable.handle, alpha=-a, delta=x)
+def _subtract(variable, a, x):
+    """variable -= a * x, in place and in one pass (the kernel of plain gradient descent)."""
+    tf.raw_ops.ResourceApplyGradientDescent(var=variable.handle, alpha=a, delta=x)
 
 
 def _sign(negative):
@@ -200,11 +199,15 @@ class LBFGS:
 
     An iteration is a loop of evaluations, each two compiled calls: the loss and gradient at
     the trial point `trial` (the caller's compiled function, as Adam and SciPy call it), then
-    `compiled`, which judges the point (dcsrch) and, where the line search ends there, ends the
-    iteration: it updates the image and the pairs and sets the next iteration's direction and
-    first trial point. Where the search goes on (rarely: most iterations end at their first
-    trial point), the host calls `search_on`, which sets the next trial point. The host reads
-    back one number per call (whether the iteration ended, and whether the run stopped)."""
+    `judge`, which judges the point (dcsrch). Where the line search goes on (rarely: most
+    iterations end at their first trial point), the host calls `search_on`, which sets the next
+    trial point. Where it ends, `end` updates the image and the pairs and tests for a stop, and
+    `begin` sets the next iteration's direction and first trial point. The host reads back one
+    number per call but `begin` (whether the line search, the iteration or the run ended).
+
+    Each is its own flat compiled function, called by the host, not one nested in another's
+    graph branches: tracing nested functions and branches cost several times as much per
+    operation (each level captures the variables again), and tracing is start-up time."""
 
     def __init__(self, loss_and_grad, shape, nonnegative=False):
         self.loss_and_grad = loss_and_grad
@@ -230,32 +233,41 @@ class LBFGS:
         self.k = tf.Variable(0)
         self.descent, self.can_restart, self.restarted = (tf.Variable(False) for _ in range(3))
         evaluated = [tf.TensorSpec([4], tf.float32), tf.TensorSpec(shape, tf.float32)]  # losses, gradient
+        self.trial_slope = tf.Variable(tf.constant(0.0, F64))  # g.d at the trial point, for search_on
         # Graph control flow is written out (autograph off). Each function is traced on its first
-        # call, once per optimizer: `search_on`, the line search's rarer path, only when some line
-        # search first needs a second evaluation (tracing costs start-up: about 0.3 ms per op here).
+        # call (or by `trace`), once per optimizer: `search_on`, the line search's rarer path, only
+        # when some line search first needs a second evaluation.
         self.begin = tf.function(self._begin, autograph=False)
-        # `end` takes the gradient already in float64 (its callers made that copy to judge the point)
+        # `judge` returns the gradient in float64 too: `end` takes that copy
+        self.judge = tf.function(self._judge, autograph=False, input_signature=evaluated)
         self.end = tf.function(self._end, autograph=False, input_signature=[
             tf.TensorSpec([4], tf.float32), tf.TensorSpec(shape, F64), tf.TensorSpec([], tf.bool)])
-        self.compiled = tf.function(self._after_evaluation, autograph=False, input_signature=evaluated)
-        self.search_on = tf.function(self._search_on, autograph=False, input_signature=evaluated)
+        self.search_on = tf.function(self._search_on, autograph=False, input_signature=[tf.TensorSpec([4], tf.float32)])
         self._stopped = False  # the host's copy of `stopped`
 
     def step(self):
         """One iteration: evaluations until the line search ends (nothing once stopped)."""
         while not self._stopped:
             losses, grad = self.loss_and_grad(self.trial)
-            ended = int(self.compiled(losses, grad))  # a read-back per call: one per evaluation, mostly
-            if ended == SEARCH_ON:
-                ended = int(self.search_on(losses, grad))
-            if ended:
-                self._stopped = ended == 2
-                return
+            done, grad = self.judge(losses, grad)
+            failed = False
+            if not bool(done):  # a read-back per call: one per evaluation, mostly
+                failed = bool(self.search_on(losses))
+                if not failed:
+                    continue
+            self._stopped = bool(self.end(losses, grad, failed))
+            if not self._stopped:
+                self.begin()
+            return
 
     def trace(self):
-        """Trace what the first iteration needs (the judgement, the update, the next direction): it
-        can be done in another thread, ahead of the first step."""
-        self.compiled.get_concrete_function()
+        """Trace what a run's start and first iteration need (the first direction, the judgement,
+        the update): it can be done in another thread, ahead of them (it needs only the shape)."""
+        for function in (self.begin, self.judge, self.end):
+            function.get_concrete_function()
+
+    def traced(self):
+        return self.judge.experimental_get_tracing_count() > 0
 
     def reset(self, x0, losses, gradient):
         for variable, value in ((self.x, tf.cast(x0, F64)), (self.best_image, x0), (self.g, tf.cast(gradient, F64)),
@@ -277,18 +289,23 @@ class LBFGS:
         (README, "L-BFGS on the device")."""
         work = self.work
         work.assign(self.g)
+        # Fewer traced operations (tracing is start-up time): one constant for the dot products'
+        # axes, each pair read once, reads without read_value's extra identity.
+        axes = tf.constant(list(range(len(work.shape))))
+        rhos = tf.unstack(self.rho)
+        pairs = [(s.value(), y.value()) for s, y in zip(self.s, self.y)]
         alphas = []
-        for s, y, rho in zip(self.s, self.y, tf.unstack(self.rho)):  # newest first
-            alpha = rho * _dot(s, work.read_value())
-            _axpy(work, -alpha, y)
+        for (s, y), rho in zip(pairs, rhos):  # newest first
+            alpha = rho * _dot(s, work.value(), axes)
+            _subtract(work, alpha, y)
             alphas.append(alpha)
-        rho = self.rho[0]
-        gamma = tf.where(rho > 0.0, 1.0 / (rho * _dot(self.y[0], self.y[0])), tf.ones_like(rho))  # s.y / y.y
+        rho, y = rhos[0], pairs[0][1]  # the newest pair
+        gamma = tf.where(rho > 0.0, 1.0 / (rho * _dot(y, y, axes)), tf.ones_like(rho))  # s.y / y.y
         work.assign(gamma * work)
-        for s, y, rho, alpha in reversed(list(zip(self.s, self.y, tf.unstack(self.rho), alphas))):
-            beta = rho * _dot(y, work.read_value())
-            _axpy(work, alpha - beta, s)
-        return -work.read_value()
+        for (s, y), rho, alpha in reversed(list(zip(pairs, rhos, alphas))):
+            beta = rho * _dot(y, work.value(), axes)
+            _subtract(work, beta - alpha, s)  # work += (alpha - beta) s
+        return -work.value()
 
     def _first_step(self, gd):
         """The first iteration's trial step along d = -g. L-BFGS-B's is a step of length 1, tiny
@@ -328,29 +345,22 @@ class LBFGS:
         self._set_trial(stp, d)
         return tf.constant(True)
 
-    def _judged(self, losses, grad):
-        """The trial point's gradient in float64, its loss f, its slope along the search direction,
-        and whether dcsrch ends the line search there (or the loss is not finite)."""
-        search = _unpack(self.search.read_value())
+    def _judge(self, losses, grad):
+        """Whether dcsrch ends the line search at the trial point just evaluated (or its loss or
+        slope is not finite), and the point's gradient in float64."""
+        self.evaluations.assign_add(1)
         grad = tf.cast(grad, F64)
         f, dg = tf.cast(losses[3], F64), _dot(grad, self.d)
+        self.trial_slope.assign(dg)
+        search = _unpack(self.search.read_value())
         done = _search_done(search, self.stp.read_value(), f, dg) | ~tf.math.is_finite(f) | ~tf.math.is_finite(dg)
-        return grad, search, f, dg, done
+        return done, grad
 
-    def _after_evaluation(self, losses, grad):
-        """Judge the trial point: the iteration ended (1) and the run stopped (2), or the line
-        search goes on (SEARCH_ON: the host then calls `search_on`). Written with as little
-        nesting of graph control flow as it allows: each level costs tracing time."""
-        self.evaluations.assign_add(1)
-        grad, _, _, _, done = self._judged(losses, grad)
-        stopped = tf.cond(done, lambda: self.end(losses, grad, tf.constant(False)), lambda: tf.constant(False))
-        return tf.where(done, tf.where(stopped, 2, 1), SEARCH_ON)
-
-    def _search_on(self, losses, grad):
-        """The line search's next trial point after an evaluation that did not end it (0), or, when
-        it has made its evaluations, the iteration's end (1) and the run's stop (2). (Most
-        iterations end at their first trial point and never come here.)"""
-        grad, search, f, dg, _ = self._judged(losses, grad)
+    def _search_on(self, losses):
+        """The line search's next trial point after an evaluation that did not end it (False), or,
+        when it has made its evaluations, its failure (True: the host then ends the iteration).
+        (Most iterations end at their first trial point and never come here.)"""
+        search, f, dg = _unpack(self.search.read_value()), tf.cast(losses[3], F64), self.trial_slope.read_value()
         stp, d, gd, k, restarted = (v.read_value() for v in (self.stp, self.d, self.gd, self.k, self.restarted))
         search_, stp_ = _search_next(search, stp, f, dg)
         # As L-BFGS-B: a line search that fails forgets the pairs and tries steepest
@@ -370,13 +380,12 @@ class LBFGS:
         self.gd.assign(gd_)
         self.search.assign(_pack(search_))
         self._set_trial(tf.where(restart, one, stp_), d_)
-        stopped = tf.cond(failed, lambda: self.end(losses, grad, tf.constant(True)), lambda: tf.constant(False))
-        return tf.where(failed, tf.where(stopped, 2, 1), 0)
+        return failed
 
     def _end(self, losses, grad, failed):
         """An iteration's end, at the trial point just evaluated (where the line search ended, or
-        `failed`): the update, the pairs, the stopping tests, and (unless stopped) the next
-        iteration's start. Returns whether the run stopped. (`grad` is float64.)"""
+        `failed`): the update, the pairs, the stopping tests. Returns whether the run stopped
+        (if not, the host calls `begin`). (`grad` is float64.)"""
         stp, d = self.stp.read_value(), self.d.read_value()
         was_stopped = self.stopped.read_value()
         g, f0, gd0 = self.g.read_value(), self.f.read_value(), self.gd0.read_value()
@@ -398,18 +407,21 @@ class LBFGS:
 
         self.rho.assign(tf.cond(keep, store, lambda: rho))
 
-        def keep_best():
-            self.best_image.assign(tf.cast(self.x, tf.float32))
-            return tf.constant(True)
+        better = accepted & (losses[3] < self.best_losses[3])  # the line search ends lower but for its warnings
 
         def update():
             self.x.assign_add(s)
             self.g.assign(grad)
             self.f.assign(f)
-            return tf.cond(losses[3] < self.best_losses[3], keep_best, lambda: tf.constant(False))
+            return tf.constant(True)
 
+        def keep_best():
+            self.best_image.assign(tf.cast(self.x, tf.float32))
+            return tf.constant(True)
+
+        # Two branches one after the other (ordered by x), not one inside the other: tracing time
         tf.cond(accepted, update, lambda: tf.constant(False))
-        better = accepted & (losses[3] < self.best_losses[3])  # the line search ends lower but for its warnings
+        tf.cond(better, keep_best, lambda: tf.constant(False))
         self.best_losses.assign(tf.where(better, losses, self.best_losses))
         self.iterations.assign_add(tf.cast(accepted, tf.int32))
         converged = accepted & ((tf.reduce_max(tf.abs(grad)) <= PGTOL) |
@@ -418,5 +430,4 @@ class LBFGS:
         stopped = was_stopped | converged | failed | ~finite
         self.stopped.assign(stopped)
         self.last_losses.assign(tf.where(accepted | ~finite, losses, self.last_losses))
-        tf.cond(stopped, lambda: tf.constant(False), self.begin)
         return stopped

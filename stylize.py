@@ -576,8 +576,9 @@ class _AdamStep:
             self.m.assign_add((grad - self.m) * (1.0 - b1))
             self.v.assign_add((tf.square(grad) - self.v) * (1.0 - b2))
             self.image.assign_sub(self.m * alpha / (tf.sqrt(self.v) + eps))
-        self.step = self.compiled = step
+        self.step = step
         self.trace = step.get_concrete_function
+        self.traced = lambda: step.experimental_get_tracing_count() > 0
 
     def reset(self, x0, losses, gradient):
         for variable, value in ((self.image, x0), (self.best_image, x0), (self.best_losses, losses),
@@ -644,7 +645,7 @@ def _prepare_while_evaluating(stylizer, optimizer):
     device L-BFGS's judgement) while the caller runs the first evaluation (TensorFlow releases
     the GIL while it computes: this hid 0.6 s of VGG19's start at 512 px here, little of
     SqueezeNet's, whose first evaluation is short). Returns the thread, or None."""
-    if optimizer is None or optimizer.compiled.experimental_get_tracing_count():
+    if optimizer is None or optimizer.traced():
         return None
     stylizer.loss_and_grad.get_concrete_function()  # traced here first: Adam's step calls it
     return _in_thread(optimizer.trace)
