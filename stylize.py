@@ -641,10 +641,11 @@ def _device_optimizer(stylizer, optim, learning_rate, beta1, beta2, epsilon):
 
 
 def _prepare_while_evaluating(stylizer, optimizer):
-    """Trace, in a thread, what a device optimizer's first iteration needs (Adam's step or the
-    device L-BFGS's judgement) while the caller runs the first evaluation (TensorFlow releases
-    the GIL while it computes: this hid 0.6 s of VGG19's start at 512 px here, little of
-    SqueezeNet's, whose first evaluation is short). Returns the thread, or None."""
+    """Trace, in a thread, what a device optimizer's first iteration needs (Adam's step, or the
+    device L-BFGS's first direction, judgement and update) while the caller runs the first
+    evaluation (TensorFlow releases the GIL while it computes: this hid 0.6 s of VGG19's start
+    at 512 px here, little of SqueezeNet's, whose first evaluation is short). Returns the
+    thread, or None."""
     if optimizer is None or optimizer.traced():
         return None
     stylizer.loss_and_grad.get_concrete_function()  # traced here first: Adam's step calls it
