@@ -215,6 +215,7 @@ class LBFGS:
         # float64, as SciPy's: the image, its gradient, the search direction, work space for -H g
         self.x, self.g, self.d, self.work = (tf.Variable(tf.zeros(shape, F64)) for _ in range(4))
         self.trial = tf.Variable(tf.zeros(shape))  # float32: where the next evaluation is
+        self.trial64 = tf.Variable(tf.zeros(shape, F64))  # the same in float64: x + stp d
         self.best_image = tf.Variable(tf.zeros(shape))
         # The pairs newest first, one variable each: dense reads and writes only (slicing one
         # stacked variable made every read of it a copy of all ten pairs).
@@ -322,7 +323,11 @@ class LBFGS:
 
     def _set_trial(self, stp, d):
         self.stp.assign(stp)
-        self.trial.assign(tf.cast(self.x + stp * d, tf.float32))  # the loss is computed in float32
+        # Kept in float64 too: at the iteration's end it is the new image (x + s, the same sum), and
+        # its float32 copy the best image, each taken without another pass over the vectors.
+        trial = self.x + stp * d
+        self.trial64.assign(trial)
+        self.trial.assign(tf.cast(trial, tf.float32))  # the loss is computed in float32
 
     def _begin(self):
         """An iteration's start: the direction, the line search's first trial point."""
@@ -410,13 +415,13 @@ class LBFGS:
         better = accepted & (losses[3] < self.best_losses[3])  # the line search ends lower but for its warnings
 
         def update():
-            self.x.assign_add(s)
+            self.x.assign(self.trial64)  # x + s
             self.g.assign(grad)
             self.f.assign(f)
             return tf.constant(True)
 
         def keep_best():
-            self.best_image.assign(tf.cast(self.x, tf.float32))
+            self.best_image.assign(self.trial)  # x in float32
             return tf.constant(True)
 
         # Two branches one after the other (ordered by x), not one inside the other: tracing time
