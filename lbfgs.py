@@ -424,7 +424,7 @@ class LBFGS:
             self.best_image.assign(self.trial)  # x in float32
             return tf.constant(True)
 
-        # Two branches one after the other (ordered by x), not one inside the other: tracing time
+        # Two branches one after the other, not one inside the other: tracing time
         tf.cond(accepted, update, lambda: tf.constant(False))
         tf.cond(better, keep_best, lambda: tf.constant(False))
         self.best_losses.assign(tf.where(better, losses, self.best_losses))

@@ -190,7 +190,7 @@ def available_memory():
 
 
 SCIPY_IMAGE_COPIES = 26  # float64 image-sized arrays SciPy's L-BFGS-B holds: 2 x maxcor history + work
-LBFGS_IMAGE_COPIES = 28  # float64 ones of lbfgs.py: 2 x 10 pairs, image, gradient, direction, work, temporaries
+LBFGS_IMAGE_COPIES = 29  # float64 ones of lbfgs.py: 2 x 10 pairs, image, gradient, direction, work, trial, temporaries
 FULL_IMAGE_COPIES = 10   # float32 whole-level arrays the run keeps (content, running, start, result, ...)
 
 
