@@ -243,7 +243,7 @@ class LBFGS:
         self.judge = tf.function(self._judge, autograph=False, input_signature=evaluated)
         self.end = tf.function(self._end, autograph=False, input_signature=[
             tf.TensorSpec([4], tf.float32), tf.TensorSpec(shape, F64), tf.TensorSpec([], tf.bool)])
-        self.search_on = tf.function(self._search_on, autograph=False, input_signature=[tf.TensorSpec([4], tf.float32)])
+        self.search_on = tf.function(self._search_on, autograph=False, input_signature=evaluated[:1])  # losses
         self._stopped = False  # the host's copy of `stopped`
 
     def step(self):
@@ -252,7 +252,7 @@ class LBFGS:
             losses, grad = self.loss_and_grad(self.trial)
             done, grad = self.judge(losses, grad)
             failed = False
-            if not bool(done):  # a read-back per call: one per evaluation, mostly
+            if not bool(done):  # read-backs: whether the search ended, failed, or the run stopped
                 failed = bool(self.search_on(losses))
                 if not failed:
                     continue
