@@ -6,17 +6,23 @@ satisfies the strong Wolfe conditions) with L-BFGS-B's tolerances, a first step 
 a loss known to be non-negative, a quarter of Polyak's step instead: see _first_step), at most
 20 evaluations per line search, a restart from steepest descent when a line search fails,
 and the same stopping tests. Written here in TensorFlow: the image, its gradient, the
-correction pairs and the best image stay on the device; every evaluation of a line search is two
-compiled calls (the loss and gradient, then the line search's judgement of them; where the line
-search goes on, a third, `search_on`, sets its next trial point), an iteration's end two more
-(`end` updates the image and pairs and tests for a stop, `begin` sets the next direction), and
-the host reads back one number per call but `begin` (whether the iteration or the run ended) and
-otherwise only what it prints, checkpoints or checks. The state lives in variables, so a run
-split at checkpoints keeps its curvature history.
+correction pairs and the best image stay on the device; every evaluation of a line search is one
+compiled call (begin an iteration if the last one ended, the loss and gradient at the trial point,
+the line search's judgement, then either its next trial point or the iteration's end), and the
+host reads back one number per call (whether the iteration or the run ended) and otherwise only
+what it prints, checkpoints or checks. The state lives in variables, so a run split at
+checkpoints keeps its curvature history.
 
-The image, gradient and pairs are float64, as in SciPy (the loss itself is computed in float32):
-with float32 state the runs drifted away from SciPy's within a few dozen iterations and ended
-up to 4% higher at 500 iterations; with float64 they follow SciPy's closely.
+Precision: the state (image, gradient, direction, pairs) is float32 by default, the precision
+the network computes the loss and gradient in; the scalars (dot products once summed, rho, the
+line search) are float64. Each pair's s is the step actually taken, the new image minus the old
+as rounded, not the step length times the direction: an earlier float32 version that used the
+latter drifted away from SciPy's within a few dozen iterations and ended up to 4% higher at 500
+iterations; this one holds the quality gate against SciPy (tests/test_lbfgs.py, bench.py
+--lbfgs). Against float64 state it halves the memory, and an iteration's own work (judgement,
+update, next direction) took about 6 ms instead of 12 at 256x256 on a 2-core AVX2 CPU, where a
+SqueezeNet pass takes 70. With `dtype=tf.float64` the runs follow SciPy's L-BFGS-B to rounding
+(a test checks it step for step).
 
 (TensorFlow Probability's `lbfgs_minimize` was the alternative: it runs its whole loop in one
 call, so it cannot stop at a checkpoint or a printed line without restarting, its line search
@@ -28,8 +34,10 @@ tf.while_loop, the results were not bit-reproducible on a CPU from one compiled 
 (oneDNN's kernels inside the loop sometimes split their work differently; L-BFGS amplified the
 last-bit differences); TensorFlow's single-threaded executor made them repeat, but cost 25-30% per
 SqueezeNet evaluation (its fire modules' branches no longer ran side by side). The loss called
-on its own, as Adam and SciPy call it, repeats at full speed; the price is one read-back per
-evaluation, a synchronisation that costs microseconds beside a network pass.
+once per compiled call, outside any loop (as Adam's step calls it), repeats at full speed; the
+price is one read-back per evaluation, a synchronisation that costs microseconds beside a network
+pass. (One call per evaluation, not four as before: each call of a compiled function costs about
+0.5 ms of Python and dispatch here.)
 """
 from typing import NamedTuple
 
@@ -43,10 +51,11 @@ PGTOL = 1e-5             # stop when no gradient component is larger (SciPy's gt
 FACTR = 2.22e-9          # stop when f fell by less than this, relatively (SciPy's ftol)
 FIRST_STEP_POLYAK = 0.25  # the first step, as a share of Polyak's (see LBFGS._first_step)
 F64 = tf.float64
+STATE = tf.float32       # the image, gradient, direction and pairs (see the module's docstring)
 
 
 def _dot(a, b, axes=None):
-    return tf.reduce_sum(a * b, axes)  # a float64 scalar
+    return tf.cast(tf.reduce_sum(a * b, axes), F64)  # a float64 scalar
 
 
 def _subtract(variable, a, x):
@@ -197,30 +206,27 @@ class LBFGS:
     `evaluations` and `stopped` (converged, or a line search failed twice, or the loss was not
     finite).
 
-    An iteration is a loop of evaluations, each two compiled calls: the loss and gradient at
-    the trial point `trial` (the caller's compiled function, as Adam and SciPy call it), then
-    `judge`, which judges the point (dcsrch). Where the line search goes on (rarely: most
-    iterations end at their first trial point), the host calls `search_on`, which sets the next
-    trial point. Where it ends, `end` updates the image and the pairs and tests for a stop, and
-    `begin` sets the next iteration's direction and first trial point. The host reads back one
-    number per call but `begin` (whether the line search, the iteration or the run ended).
+    An iteration is a loop of evaluations, each one compiled call, `evaluate`: `_begin` (if the
+    last iteration ended: the direction and the first trial point), the loss and gradient at the
+    trial point `trial` (the caller's compiled function), `_judge` (dcsrch's verdict on the
+    point), then `_search_on` where the line search goes on (rarely: most iterations end at their
+    first trial point), which sets the next trial point, or `_end` where it ends, which updates
+    the image and the pairs and tests for a stop. `dtype` is the state's precision (see the
+    module's docstring)."""
 
-    Each is its own flat compiled function, called by the host, not one nested in another's
-    graph branches: tracing nested functions and branches cost several times as much per
-    operation (each level captures the variables again), and tracing is start-up time."""
-
-    def __init__(self, loss_and_grad, shape, nonnegative=False):
+    def __init__(self, loss_and_grad, shape, nonnegative=False, dtype=STATE):
         self.loss_and_grad = loss_and_grad
         self.nonnegative = nonnegative
-        # float64, as SciPy's: the image, its gradient, the search direction, work space for -H g
-        self.x, self.g, self.d, self.work = (tf.Variable(tf.zeros(shape, F64)) for _ in range(4))
+        # The image, its gradient, the direction
+        self.x, self.g, self.d = (tf.Variable(tf.zeros(shape, dtype)) for _ in range(3))
         self.trial = tf.Variable(tf.zeros(shape))  # float32: where the next evaluation is
-        self.trial64 = tf.Variable(tf.zeros(shape, F64))  # the same in float64: x + stp d
+        # x + stp d in the state's precision (the same variable in float32)
+        self.trial_x = tf.Variable(tf.zeros(shape, dtype)) if dtype != tf.float32 else self.trial
         self.best_image = tf.Variable(tf.zeros(shape))
         # The pairs newest first, one variable each: dense reads and writes only (slicing one
         # stacked variable made every read of it a copy of all ten pairs).
-        self.s = [tf.Variable(tf.zeros(shape, F64)) for _ in range(MEMORY)]
-        self.y = [tf.Variable(tf.zeros(shape, F64)) for _ in range(MEMORY)]
+        self.s = [tf.Variable(tf.zeros(shape, dtype)) for _ in range(MEMORY)]
+        self.y = [tf.Variable(tf.zeros(shape, dtype)) for _ in range(MEMORY)]
         self.rho = tf.Variable(tf.zeros([MEMORY], F64))  # 1 / s.y per pair; 0 marks an empty slot
         self.f = tf.Variable(tf.constant(0.0, F64))
         self.last_losses, self.best_losses = tf.Variable(tf.zeros([4])), tf.Variable(tf.zeros([4]))
@@ -233,46 +239,53 @@ class LBFGS:
         self.stp, self.gd0, self.gd = (tf.Variable(tf.constant(0.0, F64)) for _ in range(3))
         self.k = tf.Variable(0)
         self.descent, self.can_restart, self.restarted = (tf.Variable(False) for _ in range(3))
-        evaluated = [tf.TensorSpec([4], tf.float32), tf.TensorSpec(shape, tf.float32)]  # losses, gradient
         self.trial_slope = tf.Variable(tf.constant(0.0, F64))  # g.d at the trial point, for search_on
-        # Graph control flow is written out (autograph off). Each function is traced on its first
-        # call (or by `trace`), once per optimizer: `search_on`, the line search's rarer path, only
-        # when some line search first needs a second evaluation.
-        self.begin = tf.function(self._begin, autograph=False)
-        # `judge` returns the gradient in float64 too: `end` takes that copy
-        self.judge = tf.function(self._judge, autograph=False, input_signature=evaluated)
-        self.end = tf.function(self._end, autograph=False, input_signature=[
-            tf.TensorSpec([4], tf.float32), tf.TensorSpec(shape, F64), tf.TensorSpec([], tf.bool)])
-        self.search_on = tf.function(self._search_on, autograph=False, input_signature=evaluated[:1])  # losses
+        self.pending = tf.Variable(False)  # an iteration ended: the next evaluation begins a new one
+        # One compiled call per evaluation, the loss inside (as Adam's step): each call of a
+        # compiled function costs about 0.5 ms here, beside a SqueezeNet pass of 70 ms at 256 px.
+        # Graph control flow is written out (autograph off).
+        self.evaluate = tf.function(self._evaluate, autograph=False)
         self._stopped = False  # the host's copy of `stopped`
 
     def step(self):
-        """One iteration: evaluations until the line search ends (nothing once stopped)."""
+        """One iteration: evaluations until the line search ends (nothing once stopped). The host
+        reads back one number per evaluation: whether the iteration or the run ended."""
         while not self._stopped:
-            losses, grad = self.loss_and_grad(self.trial)
-            done, grad = self.judge(losses, grad)
-            failed = False
-            if not bool(done):  # read-backs: whether the search ended, failed, or the run stopped
-                failed = bool(self.search_on(losses))
-                if not failed:
-                    continue
-            self._stopped = bool(self.end(losses, grad, failed))
-            if not self._stopped:
-                self.begin()
-            return
+            code = int(self.evaluate())
+            self._stopped = code == 2
+            if code:
+                return
+
+    def _evaluate(self):
+        """Begin an iteration if the last one ended (the direction, the first trial point), evaluate
+        the trial point, judge it (dcsrch), and either set the line search's next trial point or
+        end the iteration (the update, the pairs, the stopping tests). Returns 0 (the line search
+        goes on), 1 (the iteration ended) or 2 (the run stopped). The branches follow each other,
+        none inside another: tracing nested branches costs several times as much per operation
+        (each level captures the variables again), and tracing is start-up time."""
+        false = lambda: tf.constant(False)  # noqa: E731
+        tf.cond(self.pending.read_value(), self._begin, false)
+        losses, grad = self.loss_and_grad(self.trial)
+        done, grad = self._judge(losses, grad)
+        # Most iterations end at their first trial point and never search on
+        failed = tf.cond(done, false, lambda: self._search_on(losses))
+        ended = done | failed
+        stopped = tf.cond(ended, lambda: self._end(losses, grad, failed), lambda: self.stopped.read_value())
+        self.pending.assign(ended & ~stopped)
+        return tf.where(stopped, 2, tf.where(ended, 1, 0))
 
     def trace(self):
-        """Trace what a run's start and first iteration need (the first direction, the judgement,
-        the update): it can be done in another thread, ahead of them (it needs only the shape)."""
-        for function in (self.begin, self.judge, self.end):
-            function.get_concrete_function()
+        """Trace the evaluation: it can be done in another thread, ahead of the first (it needs only
+        the shape)."""
+        self.evaluate.get_concrete_function()
 
     def traced(self):
-        return self.judge.experimental_get_tracing_count() > 0
+        return self.evaluate.experimental_get_tracing_count() > 0
 
     def reset(self, x0, losses, gradient):
-        for variable, value in ((self.x, tf.cast(x0, F64)), (self.best_image, x0), (self.g, tf.cast(gradient, F64)),
-                                (self.last_losses, losses), (self.best_losses, losses)):
+        for variable, value in ((self.x, tf.cast(x0, self.x.dtype)), (self.best_image, x0),
+                                (self.g, tf.cast(gradient, self.g.dtype)), (self.last_losses, losses),
+                                (self.best_losses, losses)):
             variable.assign(value)
         self.f.assign(tf.cast(losses[3], F64))
         self.rho.assign(tf.zeros_like(self.rho))
@@ -280,33 +293,30 @@ class LBFGS:
         self.evaluations.assign(0)
         self._stopped = bool(tf.reduce_max(tf.abs(gradient)) <= PGTOL)
         self.stopped.assign(self._stopped)
-        self.begin()
+        self.pending.assign(True)  # the first evaluation begins the first iteration
 
     def _direction(self):
-        """-H g by the two-loop recursion over the stored pairs (empty ones, rho 0, do nothing).
-        The vector updates are done in place on one work variable (one pass each, where
-        `q - alpha * y` would take two and a new buffer). Its cost is the chain of some 100
-        operations run one after another, not memory bandwidth: float32 pairs were no faster
-        (README, "L-BFGS on the device")."""
-        work = self.work
-        work.assign(self.g)
+        """d = -H g by the two-loop recursion over the stored pairs (empty ones, rho 0, do nothing),
+        computed in place in `d` (one pass per vector update, where `q - alpha * y` would take
+        two and a new buffer); the second loop runs on -q, so d needs no negation at the end."""
+        d = self.d
+        d.assign(self.g)
         # Fewer traced operations (tracing is start-up time): one constant for the dot products'
         # axes, each pair read once, reads without read_value's extra identity.
-        axes = tf.constant(list(range(len(work.shape))))
-        rhos = tf.unstack(self.rho)
+        axes = tf.constant(list(range(len(d.shape))))
+        rhos = tf.unstack(tf.cast(self.rho, d.dtype))
         pairs = [(s.value(), y.value()) for s, y in zip(self.s, self.y)]
         alphas = []
         for (s, y), rho in zip(pairs, rhos):  # newest first
-            alpha = rho * _dot(s, work.value(), axes)
-            _subtract(work, alpha, y)
+            alpha = rho * tf.reduce_sum(s * d.value(), axes)
+            _subtract(d, alpha, y)  # q -= alpha y
             alphas.append(alpha)
         rho, y = rhos[0], pairs[0][1]  # the newest pair
-        gamma = tf.where(rho > 0.0, 1.0 / (rho * _dot(y, y, axes)), tf.ones_like(rho))  # s.y / y.y
-        work.assign(gamma * work)
+        gamma = tf.where(rho > 0.0, 1.0 / (rho * tf.reduce_sum(y * y, axes)), tf.ones_like(rho))  # s.y / y.y
+        d.assign(-gamma * d.value())  # r = gamma q, held as -r
         for (s, y), rho, alpha in reversed(list(zip(pairs, rhos, alphas))):
-            beta = rho * _dot(y, work.value(), axes)
-            _subtract(work, beta - alpha, s)  # work += (alpha - beta) s
-        return -work.value()
+            beta = -rho * tf.reduce_sum(y * d.value(), axes)
+            _subtract(d, alpha - beta, s)  # r += (alpha - beta) s
 
     def _first_step(self, gd):
         """The first iteration's trial step along d = -g. L-BFGS-B's is a step of length 1, tiny
@@ -323,26 +333,31 @@ class LBFGS:
 
     def _set_trial(self, stp, d):
         self.stp.assign(stp)
-        # Kept in float64 too: at the iteration's end it is the new image (x + s, the same sum), and
-        # its float32 copy the best image, each taken without another pass over the vectors.
-        trial = self.x + stp * d
-        self.trial64.assign(trial)
-        self.trial.assign(tf.cast(trial, tf.float32))  # the loss is computed in float32
+        # At the iteration's end this is the new image, and its float32 copy the best image, each
+        # taken without another pass over the vectors.
+        trial = self.x + tf.cast(stp, d.dtype) * d
+        if self.trial_x is not self.trial:  # float64 state: the loss is computed in float32
+            self.trial_x.assign(trial)
+        self.trial.assign(tf.cast(trial, tf.float32))
 
     def _begin(self):
         """An iteration's start: the direction, the line search's first trial point."""
         g = self.g.read_value()
-        d = self._direction()
-        gd = _dot(g, d)
+        self._direction()
+        gd = _dot(g, self.d)
         descent = gd < 0.0
+
+        def steepest():
+            self.d.assign(-g)
+            return -_dot(g, g)
         # Not a descent direction: steepest descent, and forget the pairs. (Branches, not
         # tf.where: a where over image-sized vectors is a pass over them at every iteration.)
-        d, gd = tf.cond(descent, lambda: (d, gd), lambda: (-g, -_dot(g, g)))
+        gd = tf.cond(descent, lambda: gd, steepest)
+        d = self.d.read_value()
         stp = tf.minimum(tf.where(self.iterations == 0, self._first_step(gd), tf.ones_like(gd)), STEP_MAX)
         self.descent.assign(descent)
         self.can_restart.assign(descent & tf.reduce_any(self.rho > 0.0))
         self.restarted.assign(False)
-        self.d.assign(d)
         self.gd0.assign(gd)
         self.gd.assign(gd)
         self.k.assign(0)
@@ -352,9 +367,9 @@ class LBFGS:
 
     def _judge(self, losses, grad):
         """Whether dcsrch ends the line search at the trial point just evaluated (or its loss or
-        slope is not finite), and the point's gradient in float64."""
+        slope is not finite), and the point's gradient in the state's precision."""
         self.evaluations.assign_add(1)
-        grad = tf.cast(grad, F64)
+        grad = tf.cast(grad, self.g.dtype)
         f, dg = tf.cast(losses[3], F64), _dot(grad, self.d)
         self.trial_slope.assign(dg)
         search = _unpack(self.search.read_value())
@@ -390,14 +405,14 @@ class LBFGS:
     def _end(self, losses, grad, failed):
         """An iteration's end, at the trial point just evaluated (where the line search ended, or
         `failed`): the update, the pairs, the stopping tests. Returns whether the run stopped
-        (if not, the host calls `begin`). (`grad` is float64.)"""
+        (if not, the next evaluation begins an iteration)."""
         stp, d = self.stp.read_value(), self.d.read_value()
         was_stopped = self.stopped.read_value()
         g, f0, gd0 = self.g.read_value(), self.f.read_value(), self.gd0.read_value()
         f = tf.cast(losses[3], F64)
         finite = tf.math.is_finite(f)
         accepted = ~was_stopped & ~failed & finite
-        s = stp * d
+        s = self.trial_x - self.x  # the step taken, rounding included (not stp d: see the module's docstring)
         y = grad - g
         sy = _dot(s, y)
         keep = accepted & (sy > 2.2e-16 * -gd0 * stp)  # L-BFGS-B skips pairs without enough curvature
@@ -415,7 +430,7 @@ class LBFGS:
         better = accepted & (losses[3] < self.best_losses[3])  # the line search ends lower but for its warnings
 
         def update():
-            self.x.assign(self.trial64)  # x + s
+            self.x.assign(self.trial_x)  # x + s
             self.g.assign(grad)
             self.f.assign(f)
             return tf.constant(True)

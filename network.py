@@ -190,7 +190,9 @@ def available_memory():
 
 
 SCIPY_IMAGE_COPIES = 26  # float64 image-sized arrays SciPy's L-BFGS-B holds: 2 x maxcor history + work
-LBFGS_IMAGE_COPIES = 29  # float64 ones of lbfgs.py: 2 x 10 pairs, image, gradient, direction, work, trial, temporaries
+# Bytes per image value of lbfgs.py's float32 state: 2 x 10 pairs, image, gradient, direction,
+# trial point, best image and 4 temporaries
+LBFGS_IMAGE_BYTES = 4 * 29
 FULL_IMAGE_COPIES = 10   # float32 whole-level arrays the run keeps (content, running, start, result, ...)
 
 
@@ -205,7 +207,7 @@ def level_memory(network_class, size, optim, tile=None):
         height, width = min(height, tile), min(width, tile)
     activations = 4 * network_class.activation_elements(height, width) * network_class.memory_factor
     pixels = height * width * 3
-    copies = {"lbfgs-device": 8 * LBFGS_IMAGE_COPIES, "lbfgs": 8 * SCIPY_IMAGE_COPIES, "cg": 8 * SCIPY_IMAGE_COPIES}
+    copies = {"lbfgs-device": LBFGS_IMAGE_BYTES, "lbfgs": 8 * SCIPY_IMAGE_COPIES, "cg": 8 * SCIPY_IMAGE_COPIES}
     optimizer = copies.get(optim, 6 * 4) * pixels  # Adam: 6 float32 copies
     return activations + optimizer + buffers
 

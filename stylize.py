@@ -642,13 +642,13 @@ def _device_optimizer(stylizer, optim, learning_rate, beta1, beta2, epsilon):
 
 def _prepare_while_evaluating(stylizer, optimizer):
     """Trace, in a thread, what a device optimizer's first iteration needs (Adam's step, or the
-    device L-BFGS's first direction, judgement and update) while the caller runs the first
+    device L-BFGS's evaluation, its direction, judgement and update) while the caller runs the first
     evaluation (TensorFlow releases the GIL while it computes: this hid 0.6 s of VGG19's start
     at 512 px here, little of SqueezeNet's, whose first evaluation is short). Returns the
     thread, or None."""
     if optimizer is None or optimizer.traced():
         return None
-    stylizer.loss_and_grad.get_concrete_function()  # traced here first: Adam's step calls it
+    stylizer.loss_and_grad.get_concrete_function()  # traced here first: both optimizers' steps call it
     return _in_thread(optimizer.trace)
 
 

@@ -32,10 +32,13 @@ def start():
 
 def test_follows_scipy_lbfgsb_step_for_step():
     """Same algorithm (two-loop recursion over 10 pairs, Moré-Thuente line search with
-    L-BFGS-B's tolerances, first step of length 1): the same values iteration by iteration."""
+    L-BFGS-B's tolerances, first step of length 1): the same values iteration by iteration, with
+    the state in float64 as SciPy's. (In float32, the default, the same run follows SciPy's to
+    1e-4 for 29 iterations, then differs by up to 1.2% in this ill-conditioned valley, ending
+    0.2% lower: the quality gate below is what holds for the transfer loss.)"""
     loss_and_grad = rosenbrock()
     x0 = start()
-    optimizer = lbfgs.LBFGS(loss_and_grad, (N,))
+    optimizer = lbfgs.LBFGS(loss_and_grad, (N,), dtype=tf.float64)
     losses, gradient = loss_and_grad(tf.constant(x0))
     optimizer.reset(tf.constant(x0), losses, gradient)
     ours = []
@@ -115,7 +118,7 @@ def test_quality_gate_against_scipy(sqz_net):
 def test_first_step_of_a_nonnegative_loss_needs_one_evaluation(sqz_net):
     """The transfer loss is never negative: the first iteration tries a quarter of Polyak's step
     and ends at once (start-up), where L-BFGS-B's step of length 1 takes several evaluations
-    (and needs the line search's rarer path, traced then and not before)."""
+    (and needs the line search's rarer path)."""
     content, style = pair("cat.png", "starry_night.jpg", 128)
     stylizer = Stylizer(sqz_net, content, [style], [1.0], LossWeights())
     x0 = tf.constant(sqz_net.preprocess(content)[None])
@@ -127,8 +130,6 @@ def test_first_step_of_a_nonnegative_loss_needs_one_evaluation(sqz_net):
         optimizer.step()
         assert int(optimizer.iterations.numpy()) == 1
         evaluations[nonnegative] = int(optimizer.evaluations.numpy())
-        # The line search's rarer path is traced only when a search goes on (start-up)
-        assert optimizer.search_on.experimental_get_tracing_count() == (0 if nonnegative else 1)
         if nonnegative:  # and a real step: L-BFGS-B's first one lowers the loss by about 3% here
             assert optimizer.f.numpy() < 0.9 * losses[3].numpy()
     assert evaluations[True] == 1 and evaluations[False] >= 4, evaluations
