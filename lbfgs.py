@@ -8,9 +8,10 @@ a loss known to be non-negative, a quarter of Polyak's step instead: see _first_
 and the same stopping tests. Written here in TensorFlow: the image, its gradient, the
 correction pairs and the best image stay on the device; every evaluation of a line search is one
 compiled call (begin an iteration if the last one ended, the loss and gradient at the trial point,
-the line search's judgement, then either its next trial point or the iteration's end), and the
-host reads back one number per call (whether the iteration or the run ended) and otherwise only
-what it prints, checkpoints or checks. The state lives in variables, so a run split at
+the line search's judgement, and the iteration's end where the line search ends, as it mostly does
+at its first trial point); where the search goes on, one more call sets its next trial point (and
+one ends a failed search). The host reads back one number per call (whether the line search, the
+iteration or the run ended) and otherwise only what it prints, checkpoints or checks. The state lives in variables, so a run split at
 checkpoints keeps its curvature history.
 
 Precision: the state (image, gradient, direction, pairs) is float32 by default, the precision
@@ -241,38 +242,57 @@ class LBFGS:
         self.descent, self.can_restart, self.restarted = (tf.Variable(False) for _ in range(3))
         self.trial_slope = tf.Variable(tf.constant(0.0, F64))  # g.d at the trial point, for search_on
         self.pending = tf.Variable(False)  # an iteration ended: the next evaluation begins a new one
+        # An evaluation that did not end its line search, for the rarer path's calls
+        self.held_losses, self.held_grad = tf.Variable(tf.zeros([4])), tf.Variable(tf.zeros(shape, dtype))
         # One compiled call per evaluation, the loss inside (as Adam's step): each call of a
         # compiled function costs about 0.5 ms here, beside a SqueezeNet pass of 70 ms at 256 px.
-        # Graph control flow is written out (autograph off).
+        # The line search's rarer path is its own calls, traced only when first needed (tracing
+        # and preparing it took 0.26 s of the start at 256 px). Graph control flow is written
+        # out (autograph off).
         self.evaluate = tf.function(self._evaluate, autograph=False)
+        self.search_on = tf.function(lambda: self._search_on(self.held_losses.read_value()), autograph=False)
+        self.end_failed = tf.function(self._end_failed, autograph=False)
         self._stopped = False  # the host's copy of `stopped`
 
     def step(self):
         """One iteration: evaluations until the line search ends (nothing once stopped). The host
-        reads back one number per evaluation: whether the iteration or the run ended."""
+        reads back one number per call: whether the line search, the iteration or the run ended."""
         while not self._stopped:
             code = int(self.evaluate())
+            if code == 0:  # the line search goes on, or fails
+                if not bool(self.search_on()):
+                    continue
+                code = 2 if bool(self.end_failed()) else 1
             self._stopped = code == 2
-            if code:
-                return
+            return
 
     def _evaluate(self):
         """Begin an iteration if the last one ended (the direction, the first trial point), evaluate
-        the trial point, judge it (dcsrch), and either set the line search's next trial point or
-        end the iteration (the update, the pairs, the stopping tests). Returns 0 (the line search
-        goes on), 1 (the iteration ended) or 2 (the run stopped). The branches follow each other,
-        none inside another: tracing nested branches costs several times as much per operation
-        (each level captures the variables again), and tracing is start-up time."""
+        the trial point, judge it (dcsrch), and end the iteration where the line search ends (the
+        update, the pairs, the stopping tests); else hold the evaluation for `search_on`. Returns
+        0 (the line search goes on), 1 (the iteration ended) or 2 (the run stopped). The branches
+        follow each other, none inside another: tracing nested branches costs several times as
+        much per operation (each level captures the variables again), and tracing is start-up
+        time."""
         false = lambda: tf.constant(False)  # noqa: E731
         tf.cond(self.pending.read_value(), self._begin, false)
         losses, grad = self.loss_and_grad(self.trial)
         done, grad = self._judge(losses, grad)
-        # Most iterations end at their first trial point and never search on
-        failed = tf.cond(done, false, lambda: self._search_on(losses))
-        ended = done | failed
-        stopped = tf.cond(ended, lambda: self._end(losses, grad, failed), lambda: self.stopped.read_value())
-        self.pending.assign(ended & ~stopped)
-        return tf.where(stopped, 2, tf.where(ended, 1, 0))
+
+        def hold():  # rarely: most iterations end at their first trial point
+            self.held_losses.assign(losses)
+            self.held_grad.assign(grad)
+            return tf.constant(False)
+        tf.cond(done, false, hold)
+        stopped = tf.cond(done, lambda: self._end(losses, grad, tf.constant(False)), lambda: self.stopped.read_value())
+        self.pending.assign(done & ~stopped)
+        return tf.where(stopped, 2, tf.where(done, 1, 0))
+
+    def _end_failed(self):
+        """The end of an iteration whose line search failed (after `search_on`)."""
+        stopped = self._end(self.held_losses.read_value(), self.held_grad.read_value(), tf.constant(True))
+        self.pending.assign(~stopped)
+        return stopped
 
     def trace(self):
         """Trace the evaluation: it can be done in another thread, ahead of the first (it needs only

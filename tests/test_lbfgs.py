@@ -79,6 +79,27 @@ def test_stops_when_converged():
     np.testing.assert_allclose(optimizer.best_image.numpy(), target.numpy(), atol=1e-3)
 
 
+def test_a_failing_line_search_stops_the_run_and_keeps_the_best_image():
+    """A gradient that points uphill (a bug in a loss, say): every line search fails, the run
+    stops without a step (the rarer path's calls: search_on, then end_failed), and the best image
+    is still the start."""
+    @tf.function(input_signature=[tf.TensorSpec([N], tf.float32)], autograph=False)
+    def loss_and_grad(x):
+        total = tf.reduce_sum(tf.square(x))
+        return tf.stack([total, 0.0, 0.0, total]), -2.0 * x
+    optimizer = lbfgs.LBFGS(loss_and_grad, (N,))
+    x0 = tf.constant(np.linspace(1, 2, N), tf.float32)
+    losses, _ = loss_and_grad(x0)
+    optimizer.reset(x0, *loss_and_grad(x0))
+    for _ in range(3):
+        optimizer.step()
+    assert bool(optimizer.stopped.numpy())
+    assert int(optimizer.iterations.numpy()) == 0
+    assert int(optimizer.evaluations.numpy()) > 1
+    np.testing.assert_array_equal(optimizer.best_image.numpy(), x0.numpy())
+    assert optimizer.best_losses.numpy()[3] == losses.numpy()[3]
+
+
 def pair(content_name, style_name, width):
     content = images.load_image(input_path(content_name)).astype(np.float32)
     style = images.load_image(input_path(style_name)).astype(np.float32)
@@ -118,7 +139,7 @@ def test_quality_gate_against_scipy(sqz_net):
 def test_first_step_of_a_nonnegative_loss_needs_one_evaluation(sqz_net):
     """The transfer loss is never negative: the first iteration tries a quarter of Polyak's step
     and ends at once (start-up), where L-BFGS-B's step of length 1 takes several evaluations
-    (and needs the line search's rarer path)."""
+    (and needs the line search's rarer path, traced then and not before)."""
     content, style = pair("cat.png", "starry_night.jpg", 128)
     stylizer = Stylizer(sqz_net, content, [style], [1.0], LossWeights())
     x0 = tf.constant(sqz_net.preprocess(content)[None])
@@ -130,6 +151,8 @@ def test_first_step_of_a_nonnegative_loss_needs_one_evaluation(sqz_net):
         optimizer.step()
         assert int(optimizer.iterations.numpy()) == 1
         evaluations[nonnegative] = int(optimizer.evaluations.numpy())
+        # The line search's rarer path is traced only when a search goes on (start-up)
+        assert optimizer.search_on.experimental_get_tracing_count() == (0 if nonnegative else 1)
         if nonnegative:  # and a real step: L-BFGS-B's first one lowers the loss by about 3% here
             assert optimizer.f.numpy() < 0.9 * losses[3].numpy()
     assert evaluations[True] == 1 and evaluations[False] >= 4, evaluations
