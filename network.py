@@ -191,8 +191,8 @@ def available_memory():
 
 SCIPY_IMAGE_COPIES = 26  # float64 image-sized arrays SciPy's L-BFGS-B holds: 2 x maxcor history + work
 # Bytes per image value of lbfgs.py's float32 state: 2 x 10 pairs, image, gradient, direction,
-# trial point, best image and 4 temporaries
-LBFGS_IMAGE_BYTES = 4 * 29
+# trial point, best image, the gradient held for the line search's rarer path and 4 temporaries
+LBFGS_IMAGE_BYTES = 4 * 30
 FULL_IMAGE_COPIES = 10   # float32 whole-level arrays the run keeps (content, running, start, result, ...)
 
 
