@@ -11,8 +11,8 @@ compiled call (begin an iteration if the last one ended, the loss and gradient a
 the line search's judgement, and the iteration's end where the line search ends, as it mostly does
 at its first trial point); where the search goes on, one more call sets its next trial point (and
 one ends a failed search). The host reads back one number per call (whether the line search, the
-iteration or the run ended) and otherwise only what it prints, checkpoints or checks. The state lives in variables, so a run split at
-checkpoints keeps its curvature history.
+iteration or the run ended) and otherwise only what it prints, checkpoints or checks. The state
+lives in variables, so a run split at checkpoints keeps its curvature history.
 
 Precision: the state (image, gradient, direction, pairs) is float32 by default, the precision
 the network computes the loss and gradient in; the scalars (dot products once summed, rho, the
@@ -210,9 +210,10 @@ class LBFGS:
     An iteration is a loop of evaluations, each one compiled call, `evaluate`: `_begin` (if the
     last iteration ended: the direction and the first trial point), the loss and gradient at the
     trial point `trial` (the caller's compiled function), `_judge` (dcsrch's verdict on the
-    point), then `_search_on` where the line search goes on (rarely: most iterations end at their
-    first trial point), which sets the next trial point, or `_end` where it ends, which updates
-    the image and the pairs and tests for a stop. `dtype` is the state's precision (see the
+    point), then `_end` where the line search ends, which updates the image and the pairs and
+    tests for a stop. Where it goes on (rarely: most iterations end at their first trial point)
+    the evaluation is held, and the host calls `search_on`, which sets the next trial point, or
+    says the search failed, and then `end_failed`. `dtype` is the state's precision (see the
     module's docstring)."""
 
     def __init__(self, loss_and_grad, shape, nonnegative=False, dtype=STATE):

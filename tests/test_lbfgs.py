@@ -89,8 +89,8 @@ def test_a_failing_line_search_stops_the_run_and_keeps_the_best_image():
         return tf.stack([total, 0.0, 0.0, total]), -2.0 * x
     optimizer = lbfgs.LBFGS(loss_and_grad, (N,))
     x0 = tf.constant(np.linspace(1, 2, N), tf.float32)
-    losses, _ = loss_and_grad(x0)
-    optimizer.reset(x0, *loss_and_grad(x0))
+    losses, gradient = loss_and_grad(x0)
+    optimizer.reset(x0, losses, gradient)
     for _ in range(3):
         optimizer.step()
     assert bool(optimizer.stopped.numpy())
