@@ -16,7 +16,11 @@ from tqdm import tqdm
 
 import images
 import names
+import neural_style
+import pipeline
+from build_collage import MODES as COLLAGE_MODES, SUFFIXES as COLLAGE_SUFFIXES, build_collage
 from errors import ArgumentParser, Interrupted, ToolError, UsageError, run_cli
+from luma_transfer import MODES as COLOUR_MODES, suffix as colour_suffix, transfer_file
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tga", ".tif", ".tiff", ".webp", ".gif")
 
@@ -48,11 +52,23 @@ def is_complete(path):
     return "partial" not in params
 
 
-def main(argv=None):
-    import neural_style
-    from build_collage import MODES as COLLAGE_MODES, SUFFIXES as COLLAGE_SUFFIXES, build_collage
-    from luma_transfer import MODES as COLOUR_MODES, suffix as colour_suffix, transfer_file
+def render_pair(settings, files):
+    """A Ray task: one pair, whole, from its input files' bytes ({path: bytes}). Returns {"image"
+    (uint8), "params"}, with "error" for a run stopped by a loss that was not finite (the image is
+    then its best finite one), or only {"error"}."""
+    settings = settings.replace(ray=None)  # the pair itself runs whole on this worker
+    try:
+        content, styles, initial = pipeline.load_images(settings.inputs, read=files.__getitem__)
+        result = pipeline.render(settings, content, styles, initial, log=lambda *a: None)
+    except ToolError as e:
+        return {"error": str(e)}
+    out = {"image": images.to_uint8(result.pixels), "params": result.params_text()}
+    if result.stopped is not None:
+        out["error"] = str(result.stopped)
+    return out
 
+
+def main(argv=None):
     parser = ArgumentParser(description="Style every content image with every style image.", allow_abbrev=False,
                             epilog="Any other flag is passed to neural_style.py (not --content, --styles "
                                    "or --output).")
@@ -78,28 +94,27 @@ def main(argv=None):
     # Every pair's flags and output names are checked before any pair runs.
     plan = []
     for content, style in ((c, s) for c in contents for s in styles):
-        argv_pair = ["--content", content, "--styles", style] + passed
-        pair_args = neural_style.build_parser().parse_args(argv_pair)
-        neural_style.validate(pair_args)
-        output = os.path.join(args.output_dir, neural_style.auto_output_name(pair_args))
+        settings = neural_style.settings_from(
+            neural_style.build_parser().parse_args(["--content", content, "--styles", style] + passed))
+        output = os.path.join(args.output_dir, names.auto_output_name(settings))
         extra_outputs = [names.with_suffix(output, colour_suffix(args.luma_transfer))] if args.luma_transfer else []
         if args.collage:  # "auto" picks its suffix from the images: check both
             extra_outputs += [names.with_suffix(output, suffix) for suffix in COLLAGE_SUFFIXES.values()]
         for path in [output] + extra_outputs:
-            neural_style.check_not_over_inputs(pair_args, path, "the output")
-        if pair_args.ray and pair_args.checkpoint_iterations:
+            pipeline.check_not_over_inputs(settings, path, "the output")
+        if settings.tiles.ray and settings.output.checkpoint_iterations:
             raise UsageError("--checkpoint-iterations cannot be used with --ray in batch.py: a pair's checkpoints "
                              "would be written on the worker that runs it (Ray re-runs a pair whose worker died)")
-        plan.append((content, style, argv_pair, pair_args, output))
+        plan.append((content, style, settings.replace(output=output), output))
 
-    def extras(content, style, pair_args, output):
+    def extras(content, style, settings, output):
         """The colour-transferred copy and the collage of a finished output (on this machine)."""
         if args.luma_transfer:
             transfer_file(output, content, args.luma_transfer,
                           names.with_suffix(output, colour_suffix(args.luma_transfer)))
         if args.collage:
             result, content_image = images.load_image(output), images.load_image(content)
-            if not pair_args.no_collage:  # the output is already a collage: use its top part
+            if not settings.output.no_collage:  # the output is already a collage: use its top part
                 result = result[:images.size_at_width(content_image.shape, result.shape[1])[0]]
             collage, collage_suffix = build_collage(result, content_image, images.load_image(style), args.collage)
             images.save_image(names.with_suffix(output, collage_suffix), collage)
@@ -109,20 +124,19 @@ def main(argv=None):
 
     failures = []
     todo = []
-    for content, style, argv_pair, pair_args, output in plan:
+    for content, style, settings, output in plan:
         if is_complete(output):
             print(f"skipping {pair_name(content, style)}: {output} exists")
         else:
-            todo.append((content, style, argv_pair, pair_args, output))
+            todo.append((content, style, settings, output))
 
     def run_here(todo):
         """The pairs one after another in this process."""
-        for content, style, argv_pair, pair_args, output in tqdm(todo, desc="pairs", unit="pair", disable=None,
-                                                                 file=sys.stderr):
+        for content, style, settings, output in tqdm(todo, desc="pairs", unit="pair", disable=None, file=sys.stderr):
             tqdm.write(f"{pair_name(content, style)} -> {output}", file=sys.stdout)
             try:
-                neural_style.main(argv_pair + ["--output", output])
-                extras(content, style, pair_args, output)
+                neural_style.run(settings)
+                extras(content, style, settings, output)
             except ToolError as e:
                 tqdm.write(f"error: {pair_name(content, style)}: {e}", file=sys.stderr)
                 failures.append((content, style))
@@ -132,26 +146,31 @@ def main(argv=None):
 
     def run_on_ray(todo):
         """Every pair a Ray task; the results come back here to be written."""
-        import cluster
-        pairs = {output: (content, style) for content, style, _, _, output in todo}
+        import cluster  # optional: Ray
+        pairs = {output: (content, style, settings) for content, style, settings, output in todo}
         bar = tqdm(total=len(todo), desc="pairs", unit="pair", disable=None, file=sys.stderr)
 
-        def on_result(pair_args, output, result):
-            content, style = pairs[output]
+        def on_result(output, result, error):
+            content, style, settings = pairs[output]
+            result = result or {"error": error}
             try:
                 if "image" in result:
                     images.save_image(output, result["image"], result["params"])
                 if "error" in result:
                     raise ToolError(result["error"] + (f"; the best finite image (partial) was written to {output}"
                                                        if "image" in result else ""))
-                extras(content, style, pair_args, output)
+                extras(content, style, settings, output)
                 tqdm.write(f"{pair_name(content, style)} -> {output}", file=sys.stdout)
             except ToolError as e:
                 tqdm.write(f"error: {pair_name(content, style)}: {e}", file=sys.stderr)
                 failures.append((content, style))
             bar.update(1)
+        tiles = todo[0][2].tiles
+        jobs = [(output, (settings,), [p for p in (settings.inputs.content, *settings.inputs.styles,
+                                                   settings.inputs.initial) if p])
+                for _, _, settings, output in todo]
         try:
-            cluster.run_pairs(todo[0][3].ray, [(pair_args, output) for _, _, _, pair_args, output in todo], on_result,
+            cluster.run_tasks(render_pair, jobs, on_result, tiles.ray, tiles.cpus_per_task, tiles.gpus_per_task,
                               log=lambda message: tqdm.write(message, file=sys.stderr))
         except Interrupted:
             tqdm.write("batch interrupted: finished pairs are kept; run the same command again to resume",
@@ -160,7 +179,7 @@ def main(argv=None):
         finally:
             bar.close()
 
-    if todo and todo[0][3].ray:
+    if todo and todo[0][2].tiles.ray:
         run_on_ray(todo)
     else:
         run_here(todo)

@@ -1,4 +1,7 @@
-"""Collage of a result with its content and style images (SPEC section 8).
+"""Collage of a result with its content and style images: the result on top (the canvas its width
+and ceil(1.5 x) its height), the content at half width and height below it on the left, the style
+in the half-size box on the right: `scale` fits it inside (suffix _combs), `crop` fills the box and
+crops the middle (_combc), `auto` picks scale where the aspect ratios differ by less than 10%.
 
 Importable (`build_collage`) and a command-line tool:
     python build_collage.py --in t_cat.jpg_starry.jpg_..._vgg.jpg [--mode scale|crop|auto]

@@ -1,20 +1,22 @@
-"""Batches and tiles on a Ray cluster (optional: pip install '.[ray]').
+"""Work on a Ray cluster (optional: pip install '.[ray]').
 
-`connect()` starts a local Ray for the run or joins a cluster. `run_pairs()` runs batch.py's
-pairs as Ray tasks: each is sent its input files' bytes and returns the finished image and its
-parameters, which the driver writes, so workers need no shared file system. `TileWorkers` are
-Ray actors that hold the network and optimise the tiles of a colour group (tiles.py) at the
-same time; the driver blends them. Ray retries a task whose worker died; Ctrl-C on the driver
-cancels what is running.
+`connect()` starts a local Ray for the run or joins a cluster. `run_tasks()` runs independent
+jobs (batch.py's pairs) as Ray tasks: each is sent its input files' bytes and returns its result
+to the driver, so workers need no shared file system. `TileWorkers` are Ray actors that hold the
+network and optimise the tiles of a colour group (tiles.py) at the same time; the driver blends
+them. Ray retries a task whose worker died; Ctrl-C on the driver cancels what is running.
+
+Ray, TensorFlow and the network code are imported where they are used: the driver of a batch on
+Ray needs neither TensorFlow nor the network, and Ray is an optional extra.
 """
-import copy
 import os
 import signal
 
-from errors import Interrupted, NumericalError, ToolError, raise_interrupted
+from errors import Interrupted, NumericalError, Stopped, ToolError, raise_interrupted
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 RETRIES = 3  # Ray re-runs a task (or restarts an actor) whose worker process died, this many times
+THREADS_ENV = "NEURAL_STYLE_THREADS"
 
 
 def _ray():
@@ -35,7 +37,7 @@ def connect(address, cpus_per_task, log=print):
     ray = _ray()
     if ray.is_initialized():
         return ray
-    env = {"env_vars": {"NEURAL_STYLE_THREADS": str(cpus_per_task), "TF_CPP_MIN_LOG_LEVEL": "3"}}
+    env = {"env_vars": {THREADS_ENV: str(cpus_per_task), "TF_CPP_MIN_LOG_LEVEL": "3"}}
     if os.path.isfile(os.path.join(ROOT, "pyproject.toml")):  # a source checkout: ship its code to the workers
         env.update(working_dir=ROOT, excludes=[".git", ".venv", "venv", "__pycache__", "tests", "benchmarks",
                                                "examples", "*.jpg", "*.png", "*.mat"])  # not the 534 MB VGG file
@@ -55,19 +57,13 @@ def connect(address, cpus_per_task, log=print):
     return ray
 
 
-def limit_threads():
-    """TensorFlow in a worker uses the CPUs its task asked for (set before TensorFlow starts;
-    the number is in the task's runtime environment, so workers of other counts are not reused)."""
-    threads = int(os.environ.get("NEURAL_STYLE_THREADS", "0"))
-    import neural_style
-    neural_style.import_tensorflow_quietly()
-    import tensorflow as tf
+def _worker_threads():
+    """TensorFlow in a worker uses the CPUs its task asked for (the number is in the task's runtime
+    environment, so workers of other counts are not reused)."""
+    import device
+    threads = int(os.environ.get(THREADS_ENV, "0"))
     if threads:
-        try:
-            tf.config.threading.set_intra_op_parallelism_threads(threads)
-            tf.config.threading.set_inter_op_parallelism_threads(threads)
-        except RuntimeError:
-            pass  # TensorFlow already started in this worker, with the same count
+        device.limit_threads(threads)
 
 
 class _Signals:
@@ -100,10 +96,6 @@ def _wait(ray, refs, signals):
             return done[0]
 
 
-def _options(args):
-    return dict(num_cpus=args.cpus_per_task, num_gpus=args.gpus_per_task)
-
-
 def _cancel(ray, refs):
     """Cancel the tasks still running. Those already finished are left alone: Ray (2.60) can
     abort the driver when a forced cancellation races with the task's completion ("Tried to
@@ -121,35 +113,25 @@ def _cancel(ray, refs):
             pass
 
 
-# --- batches -----------------------------------------------------------------------------------
+# --- independent jobs --------------------------------------------------------------------------
 
-def _render_pair(args, paths, *contents):
-    """A Ray task: one content x style pair, whole, from the bytes of its input files.
-    Returns {"image", "params"}, or {"error"} (and "image", "params" of a partial result)."""
-    limit_threads()
-    import images
-    import neural_style
-    files = dict(zip(paths, contents))
-    args.ray = None  # the pair itself runs whole on this worker
-    try:
-        content, styles, initial = neural_style.load_inputs(args, read=files.__getitem__)
-        result = neural_style.render(args, content, styles, initial, log=lambda *a: None)
-        return {"image": images.to_uint8(result), "params": neural_style.params_text(args)}
-    except NumericalError as e:
-        return {"error": str(e), "image": images.to_uint8(e.partial_image),
-                "params": neural_style.params_text(args, partial="stopped: the loss was not finite")}
-    except ToolError as e:
-        return {"error": str(e)}
+def _run_job(function, args, paths, *contents):
+    """A Ray task: function(*args, files) with files = {path: bytes} of the job's input files."""
+    _worker_threads()
+    return function(*args, dict(zip(paths, contents)))
 
 
-def run_pairs(address, pairs, on_result, log=print):
-    """Run [(args, output)] as Ray tasks; on_result(args, output, result) is called on the driver
-    as each finishes, in the order they finish. Ctrl-C cancels the tasks still running."""
-    if not pairs:
+def run_tasks(function, jobs, on_result, address, cpus_per_task=1, gpus_per_task=0, log=print):
+    """Run function(*args, files) for each job (key, args, paths) as a Ray task, where files maps
+    each of the job's paths to the file's bytes (each file read and sent to the cluster once).
+    `on_result(key, result, error)` is called on the driver as each finishes, in the order they
+    finish: `error` is a message where the files could not be read or the task failed past its
+    retries. Ctrl-C cancels the tasks still running."""
+    if not jobs:
         return
-    ray = connect(address, pairs[0][0].cpus_per_task, log)
-    task = ray.remote(max_retries=RETRIES)(_render_pair)
-    uploaded = {}  # each input file is read and sent to the cluster once
+    ray = connect(address, cpus_per_task, log)
+    task = ray.remote(max_retries=RETRIES)(_run_job)
+    uploaded = {}
 
     def ref(path):
         if path not in uploaded:
@@ -158,26 +140,25 @@ def run_pairs(address, pairs, on_result, log=print):
         return uploaded[path]
 
     pending = {}
-    for args, output in pairs:
-        args = copy.copy(args)
-        args.output = output  # stored in the result's parameters, as a run on one machine stores it
-        paths = [args.content] + list(args.styles) + ([args.initial] if args.initial else [])
+    for key, args, paths in jobs:
         try:
             refs = [ref(p) for p in paths]
         except OSError as e:
-            on_result(args, output, {"error": f"cannot read {e.filename}: {e.strerror}"})
+            on_result(key, None, f"cannot read {e.filename}: {e.strerror}")
             continue
-        pending[task.options(**_options(args)).remote(args, paths, *refs)] = (args, output)
+        # Named after the job's function: Ray shows it, and names the worker's process ray::<name>
+        options = dict(num_cpus=cpus_per_task, num_gpus=gpus_per_task, name=function.__name__)
+        pending[task.options(**options).remote(function, args, list(paths), *refs)] = key
     try:
         with _Signals() as signals:
             while pending:
                 done = _wait(ray, list(pending), signals)
-                args, output = pending.pop(done)
+                key = pending.pop(done)
                 try:
-                    result = ray.get(done)
-                except ray.exceptions.RayError as e:  # retries exhausted, or a bug: this pair fails
-                    result = {"error": f"the Ray task failed: {str(e).splitlines()[0]}"}
-                on_result(args, output, result)
+                    result, error = ray.get(done), None
+                except ray.exceptions.RayError as e:  # retries exhausted, or a bug: this job fails
+                    result, error = None, f"the Ray task failed: {str(e).splitlines()[0]}"
+                on_result(key, result, error)
     except (Interrupted, KeyboardInterrupt):
         _cancel(ray, pending)
         raise
@@ -186,35 +167,27 @@ def run_pairs(address, pairs, on_result, log=print):
 # --- tiles -------------------------------------------------------------------------------------
 
 class _TileWorker:
-    """A Ray actor: the network, loaded once, and one compiled loss per tile size and level."""
+    """A Ray actor: the network, loaded once, and the tiles' compiled losses of the current level."""
 
-    def __init__(self, network_type, network_file, pooling, precision):
-        limit_threads()
-        import network
-        import neural_style
-        module = neural_style.network_module(network_type)
-        self.net = module.load(network.find_weights(module.SOURCE, network_file), pooling,
-                               neural_style.compute_dtype(precision, network_type))
-        self.level, self.stylizers = None, {}
+    def __init__(self, network_settings):
+        _worker_threads()
+        import backends
+        self.net = backends.load(network_settings)
+        self.level, self.stylizers = None, None
 
-    def optimise(self, level, targets, blend, weights, pixels, content, rest, own_weight, scale, optim, iterations,
-                 flags):
-        from stylize import Stylizer, stylize
+    def optimise(self, level, targets, blend, weights, pixels, content, rest, own_weight, scale, optimizer,
+                 iterations):
+        from stylize import stylize
+        from tiles import TileStylizers
         if level != self.level:  # a new level (a number): new targets, new sizes
-            self.level, self.stylizers = level, {}
-        shape = content.shape[:2]
-        if shape not in self.stylizers:
-            self.stylizers[shape] = Stylizer(self.net, content, [], blend, weights, style_targets=targets, part=True)
-        else:
-            self.stylizers[shape].set_content(content)
-        stylizer = self.stylizers[shape]
-        stylizer.set_rest(rest, own_weight, scale)
+            self.level, self.stylizers = level, TileStylizers(self.net, targets, blend, weights)
         try:
-            for step in stylize(self.net, pixels, None, None, blend, weights, optim=optim, iterations=iterations,
-                                stylizer=stylizer, quiet=True, **flags):
+            for step in stylize(self.net, pixels, None, None, blend, weights, optimizer=optimizer,
+                                iterations=iterations, stylizer=self.stylizers.aim(content, rest, own_weight, scale),
+                                quiet=True):
                 pass
-        except NumericalError as e:
-            return {"error": str(e), "image": e.partial_image}
+        except Stopped as stop:  # a non-finite loss (the driver interrupts by cancelling)
+            return {"error": str(stop.cause), "image": stop.image}
         return {"image": step.image, "losses": step.losses}
 
 
@@ -222,25 +195,25 @@ class TileWorkers:
     """Ray actors optimising tiles: as many as the cluster has room for (--cpus-per-task,
     --gpus-per-task), each restarted by Ray if its process dies, its work retried."""
 
-    def __init__(self, args, log=print):
-        self.ray = ray = connect(args.ray, args.cpus_per_task, log)
+    def __init__(self, tiles, network_settings, log=print):
+        self.ray = ray = connect(tiles.ray, tiles.cpus_per_task, log)
         resources = ray.cluster_resources()
-        count = int(resources.get("CPU", 1) // args.cpus_per_task)
-        if args.gpus_per_task:
-            count = min(count, int(resources.get("GPU", 0) // args.gpus_per_task))
+        count = int(resources.get("CPU", 1) // tiles.cpus_per_task)
+        if tiles.gpus_per_task:
+            count = min(count, int(resources.get("GPU", 0) // tiles.gpus_per_task))
         if count < 1:
-            raise ToolError(f"the Ray cluster has no room for a task of {args.cpus_per_task} CPU(s) and "
-                            f"{args.gpus_per_task:g} GPU(s)")
+            raise ToolError(f"the Ray cluster has no room for a task of {tiles.cpus_per_task} CPU(s) and "
+                            f"{tiles.gpus_per_task:g} GPU(s)")
         actor = ray.remote(max_restarts=RETRIES, max_task_retries=RETRIES)(_TileWorker)
-        self.actors = [actor.options(**_options(args)).remote(args.network_type, args.network_file, args.pooling,
-                                                               args.precision) for _ in range(count)]
+        options = dict(num_cpus=tiles.cpus_per_task, num_gpus=tiles.gpus_per_task)
+        self.actors = [actor.options(**options).remote(network_settings) for _ in range(count)]
         self.targets, self.targets_ref, self.level = None, None, 0
-        log(f"Ray: {count} tile worker(s) of {args.cpus_per_task} CPU(s)")
+        log(f"Ray: {count} tile worker(s) of {tiles.cpus_per_task} CPU(s)")
 
-    def optimise(self, jobs, targets, blend, weights, optim, iterations, flags, bar=None):
-        """[(pixels, content, rest, own_weight, scale)] -> [Step] in the same order, each tile
-        on a free actor. On Ctrl-C or a non-finite loss, the exception's `finished` holds
-        [(index, Step)] of the tiles done (and the failed tile's best finite image)."""
+    def optimise(self, jobs, targets, blend, weights, optimizer, iterations, on_done, bar=None):
+        """[(pixels, content, rest, own_weight, scale)] -> [Step] in the same order, each tile on
+        a free actor; `on_done(index, Step)` as each finishes. A tile whose loss became non-finite
+        is handed to on_done with its best finite image, and a NumericalError raised."""
         from stylize import Step
         ray = self.ray
         if targets is not self.targets:  # a new level: its targets are sent to the cluster once
@@ -252,8 +225,8 @@ class TileWorkers:
                     while queue and free:
                         i, job = queue.pop(0)
                         actor = free.pop()
-                        pending[actor.optimise.remote(self.level, self.targets_ref, blend, weights, *job, optim,
-                                                      iterations, flags)] = (i, actor)
+                        pending[actor.optimise.remote(self.level, self.targets_ref, blend, weights, *job, optimizer,
+                                                      iterations)] = (i, actor)
                     done = _wait(ray, list(pending), signals)
                     i, actor = pending.pop(done)
                     free.append(actor)
@@ -262,16 +235,14 @@ class TileWorkers:
                     except ray.exceptions.RayError as e:
                         raise ToolError(f"a tile failed on the Ray cluster: {str(e).splitlines()[0]}") from None
                     if "error" in result:  # a non-finite loss: keep this tile's best finite image
-                        error = NumericalError(result["error"])
-                        error.partial_image = result["image"]
-                        results[i] = Step(0, result["image"], False)
-                        raise error
+                        on_done(i, Step(0, result["image"], False))
+                        raise NumericalError(result["error"])
                     results[i] = Step(iterations, result["image"], True, result["losses"])
+                    on_done(i, results[i])
                     if bar is not None:
                         bar.update(iterations)
-        except (Interrupted, KeyboardInterrupt, NumericalError) as e:
+        except (Interrupted, KeyboardInterrupt, NumericalError):
             _cancel(ray, pending)
-            e.finished = [(i, step) for i, step in enumerate(results) if step is not None]
             raise
         return results
 

@@ -19,8 +19,7 @@ from errors import ArgumentParser, ToolError, run_cli
 
 def converted(mat_path):
     """{'<layer>/kernel' | '<layer>/bias': float32 array} from a validated .mat."""
-    import neural_style
-    neural_style.import_tensorflow_quietly()  # squeezenet imports TensorFlow
+    import device  # noqa: F401 - first: squeezenet imports TensorFlow, and device imports it quietly
     import squeezenet
     weights = squeezenet.validate_layers(mat_path, squeezenet.read_layers(mat_path))
     arrays = {}

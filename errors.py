@@ -34,6 +34,20 @@ class Interrupted(BaseException):
         self.exit_code = exit_code
 
 
+class Stopped(BaseException):
+    """A run that ended before its last iteration, carrying the best image it had: `cause` is the
+    Interrupted (or, from Python, KeyboardInterrupt) or NumericalError that stopped it, `image`
+    the best finite image so far (HxWx3 float32 pixel values). Raised through the layers of a
+    run, each passing on the whole image it knows of (a tile's into the level's, a level's at
+    full size); the pipeline returns it as a partial result. A BaseException, as Interrupted,
+    so that handlers of ordinary errors do not swallow it."""
+
+    def __init__(self, cause, image):
+        super().__init__(cause, image)
+        self.cause = cause
+        self.image = image
+
+
 def raise_interrupted(signum, frame):
     """The signal handler of the command-line tools: SIGINT and SIGTERM become Interrupted."""
     raise Interrupted(EXIT_SIGTERM if signum == signal.SIGTERM else EXIT_SIGINT)

@@ -42,6 +42,30 @@ def load_image(path, what="image", data=None):
         raise ToolError(f"{what} {path} could not be read (damaged or truncated?): {e}") from None
 
 
+def as_rgb(image, what="image"):
+    """An image given as a file path, a PIL image or an array (HxW or HxWx3/4, 0..255 values) as an
+    HxWx3 uint8 RGB array."""
+    if isinstance(image, (str, os.PathLike)):
+        return load_image(os.fspath(image), what)
+    if isinstance(image, Image.Image):
+        return to_rgb_array(image)
+    array = np.asarray(image)
+    if array.ndim == 2:
+        array = array[:, :, None]
+    if array.ndim != 3 or array.shape[2] not in (1, 3, 4) or array.dtype.kind not in "uif":
+        raise ToolError(f"{what} must be a file path, a PIL image or an HxWx3 array of 0..255 values, got "
+                        f"{type(image).__name__} {getattr(array, 'shape', '')}")
+    return np.repeat(to_uint8(array), 3, axis=2) if array.shape[2] == 1 else to_uint8(array[:, :, :3])
+
+
+def describe(image):
+    """The name a run's settings store for an image: its path, or what it was given as."""
+    if isinstance(image, (str, os.PathLike)):
+        return os.fspath(image)
+    size = image.size if isinstance(image, Image.Image) else np.shape(image)[1::-1]
+    return f"<{type(image).__name__} {size[0]}x{size[1]}>"
+
+
 def to_rgb_array(img):
     """A Pillow image of any mode as an HxWx3 uint8 array."""
     if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):

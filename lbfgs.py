@@ -1,44 +1,33 @@
 """L-BFGS that stays on the device (--optim lbfgs-device).
 
-The algorithm of SciPy's L-BFGS-B without bounds, which `--optim lbfgs` runs: 10
-correction pairs, the Moré-Thuente line search of MINPACK-2 (dcsrch; it ends on a step that
-satisfies the strong Wolfe conditions) with L-BFGS-B's tolerances, a first step of length 1 (for
-a loss known to be non-negative, a quarter of Polyak's step instead: see _first_step), at most
-20 evaluations per line search, a restart from steepest descent when a line search fails,
-and the same stopping tests. Written here in TensorFlow: the image, its gradient, the
-correction pairs and the best image stay on the device; every evaluation of a line search is one
-compiled call (begin an iteration if the last one ended, the loss and gradient at the trial point,
-the line search's judgement, and the iteration's end where the line search ends, as it mostly does
-at its first trial point); where the search goes on, one more call sets its next trial point (and
-one ends a failed search). The host reads back one number per call (whether the line search, the
-iteration or the run ended) and otherwise only what it prints, checkpoints or checks. The state
-lives in variables, so a run split at checkpoints keeps its curvature history.
+The algorithm of SciPy's L-BFGS-B without bounds: 10 correction pairs, the Moré-Thuente line
+search of MINPACK-2 (dcsrch: it ends on a step that satisfies the strong Wolfe conditions) with
+L-BFGS-B's tolerances, a first step of length 1 (or, for a loss known never to be negative, a
+share of Polyak's step: see _first_step), at most 20 evaluations per line search, a restart from
+steepest descent when a line search fails, and the same stopping tests. The image, its gradient,
+the correction pairs and the best image stay on the device. Every evaluation of a line search is
+one compiled call (`evaluate`): begin an iteration if the last one ended, the loss and gradient
+at the trial point, the line search's judgement, and the iteration's end where the line search
+ends, as it mostly does at its first trial point. Where the search goes on, one more call sets
+its next trial point (and one ends a failed search). The host reads back one number per call
+(whether the line search, the iteration or the run ended) and otherwise only what it prints,
+checkpoints or checks. The state lives in variables, so a run split at checkpoints keeps its
+curvature history.
 
 Precision: the state (image, gradient, direction, pairs) is float32 by default, the precision
 the network computes the loss and gradient in; the scalars (dot products once summed, rho, the
 line search) are float64. Each pair's s is the step actually taken, the new image minus the old
-as rounded, not the step length times the direction: an earlier float32 version that used the
-latter drifted away from SciPy's within a few dozen iterations and ended up to 4% higher at 500
-iterations; this one holds the quality gate against SciPy (tests/test_lbfgs.py, bench.py
---lbfgs). Against float64 state it halves the memory, and an iteration's own work (judgement,
-update, next direction) took about 6 ms instead of 12 at 256x256 on a 2-core AVX2 CPU, where a
-SqueezeNet pass takes 70. With `dtype=tf.float64` the runs follow SciPy's L-BFGS-B to rounding
-(a test checks it step for step).
+as rounded, not the step length times the direction, which would drift away from SciPy's. With
+`dtype=tf.float64` a run follows SciPy's L-BFGS-B to rounding (a test checks it step for step).
 
-(TensorFlow Probability's `lbfgs_minimize` was the alternative: it runs its whole loop in one
-call, so it cannot stop at a checkpoint or a printed line without restarting, its line search
-is Hager-Zhang's (approximate Wolfe conditions, not SciPy's), and it is one more dependency that
-must follow TensorFlow's releases.)
-
-Why the line search's loop runs on the host: as one compiled call with the loss inside a
-tf.while_loop, the results were not bit-reproducible on a CPU from one compiled copy to the next
-(oneDNN's kernels inside the loop sometimes split their work differently; L-BFGS amplified the
-last-bit differences); TensorFlow's single-threaded executor made them repeat, but cost 25-30% per
-SqueezeNet evaluation (its fire modules' branches no longer ran side by side). The loss called
-once per compiled call, outside any loop (as Adam's step calls it), repeats at full speed; the
-price is one read-back per evaluation, a synchronisation that costs microseconds beside a network
-pass. (One call per evaluation, not four as before: each call of a compiled function costs about
-0.5 ms of Python and dispatch here.)
+The line search's loop runs on the host, one compiled call per evaluation, because the loss
+evaluated inside a tf.while_loop does not repeat to the bit on a CPU from one compiled copy to
+the next (oneDNN's kernels inside the loop may split their work differently, and L-BFGS amplifies
+the last bit): called once per compiled call, outside any loop, it repeats. The price is one
+read-back per evaluation, a synchronisation that is small beside a network pass.
+(TensorFlow Probability's `lbfgs_minimize` runs its whole loop in one call, so it could not stop
+at a checkpoint or a printed line without restarting, and its line search is Hager-Zhang's.)
+The performance document (benchmarks/README.md) has the figures and what else was tried.
 """
 from typing import NamedTuple
 
@@ -50,9 +39,11 @@ FTOL, GTOL, XTOL = 1e-3, 0.9, 0.1  # dcsrch's sufficient decrease, curvature and
 STEP_MAX = 1e10
 PGTOL = 1e-5             # stop when no gradient component is larger (SciPy's gtol)
 FACTR = 2.22e-9          # stop when f fell by less than this, relatively (SciPy's ftol)
-FIRST_STEP_POLYAK = 0.25  # the first step, as a share of Polyak's (see LBFGS._first_step)
 F64 = tf.float64
 STATE = tf.float32       # the image, gradient, direction and pairs (see the module's docstring)
+# Image-sized float32 arrays of the state: 2 x 10 pairs, the image, gradient, direction, trial
+# point, best image, the gradient held for the line search's rarer path, and 4 temporaries.
+STATE_BYTES_PER_VALUE = 4 * 30
 
 
 def _dot(a, b, axes=None):
@@ -213,12 +204,13 @@ class LBFGS:
     point), then `_end` where the line search ends, which updates the image and the pairs and
     tests for a stop. Where it goes on (rarely: most iterations end at their first trial point)
     the evaluation is held, and the host calls `search_on`, which sets the next trial point, or
-    says the search failed, and then `end_failed`. `dtype` is the state's precision (see the
-    module's docstring)."""
+    says the search failed, and then `end_failed`. `polyak_share`: for a loss that is never
+    negative, the first step as this share of Polyak's (None: L-BFGS-B's step of length 1).
+    `dtype` is the state's precision (see the module's docstring)."""
 
-    def __init__(self, loss_and_grad, shape, nonnegative=False, dtype=STATE):
+    def __init__(self, loss_and_grad, shape, polyak_share=None, dtype=STATE):
         self.loss_and_grad = loss_and_grad
-        self.nonnegative = nonnegative
+        self.polyak_share = polyak_share
         # The image, its gradient, the direction
         self.x, self.g, self.d = (tf.Variable(tf.zeros(shape, dtype)) for _ in range(3))
         self.trial = tf.Variable(tf.zeros(shape))  # float32: where the next evaluation is
@@ -246,10 +238,9 @@ class LBFGS:
         # An evaluation that did not end its line search, for the rarer path's calls
         self.held_losses, self.held_grad = tf.Variable(tf.zeros([4])), tf.Variable(tf.zeros(shape, dtype))
         # One compiled call per evaluation, the loss inside (as Adam's step): each call of a
-        # compiled function costs about 0.5 ms here, beside a SqueezeNet pass of 70 ms at 256 px.
-        # The line search's rarer path is its own calls, traced only when first needed (tracing
-        # and preparing it took 0.26 s of the start at 256 px). Graph control flow is written
-        # out (autograph off).
+        # compiled function costs Python and dispatch time. The line search's rarer path is its
+        # own calls, traced only when first needed (tracing is start-up time). Graph control flow
+        # is written out (autograph off).
         self.evaluate = tf.function(self._evaluate, autograph=False)
         self.search_on = tf.function(lambda: self._search_on(self.held_losses.read_value()), autograph=False)
         self.end_failed = tf.function(self._end_failed, autograph=False)
@@ -342,15 +333,15 @@ class LBFGS:
     def _first_step(self, gd):
         """The first iteration's trial step along d = -g. L-BFGS-B's is a step of length 1, tiny
         beside an image's gradient: its line search then grows it over about six evaluations.
-        For a loss that is never negative, a quarter of Polyak's step f / |g|^2 (where the linear
+        For a loss that is never negative, a share of Polyak's step f / |g|^2 (where the linear
         model reaches 0): for a sum of squares the line minimum lies below twice Polyak's step
         (Gauss-Newton model), so a quarter of it meets the strong Wolfe conditions unless the
         minimum is below an eighth of it, and the line search usually ends at once."""
         scipy_step = 1.0 / tf.sqrt(-gd)
-        if not self.nonnegative:
+        if self.polyak_share is None:
             return scipy_step
         f = self.f.read_value()
-        return tf.where(f > 0.0, FIRST_STEP_POLYAK * f / -gd, scipy_step)
+        return tf.where(f > 0.0, self.polyak_share * f / -gd, scipy_step)
 
     def _set_trial(self, stp, d):
         self.stp.assign(stp)

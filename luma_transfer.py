@@ -1,4 +1,11 @@
-"""Colour transfer from an original photo into a stylized image (SPEC section 8).
+"""Colour transfer from an original photo into a stylized image. The original is resized to the
+stylized image's size first; the modes:
+
+- yuv: YCbCr of both (Pillow's); Y from the stylized, Cb and Cr from the original;
+- hsv: H from the original, S the smaller of the two, V from the stylized;
+- hist: per-channel histogram matching of the stylized to the original in HSV (256 bins over
+  0..255, through the stylized image's CDF, then the original's inverse CDF); hist-rgb the same in RGB;
+- distr: per-channel mean and standard deviation matching in HSV.
 
 Importable (`colortransfer`) and a command-line tool:
     python luma_transfer.py --in t_cat.jpg_starry.jpg_..._vgg.jpg [--mode yuv|hsv|hist|hist-rgb|distr]

@@ -1,5 +1,5 @@
 """What the two feature networks share: finding and reading weights files, the layer ops,
-and the interface stylize.py uses (FeatureNetwork)."""
+and the interface the losses use (FeatureNetwork)."""
 import os
 import sys
 from dataclasses import dataclass
@@ -169,54 +169,6 @@ def conv(x, weights, stride=1, padding="SAME"):
 def pool(x, kind, size, stride, padding):
     op = tf.nn.max_pool2d if kind == "max" else tf.nn.avg_pool2d
     return op(x, size, stride, padding)
-
-
-def available_memory():
-    """Bytes of memory this process can still use on the CPU (Linux: MemAvailable), or None.
-
-    GPU memory is not known before TensorFlow allocates it: on a GPU the estimate is not
-    enforced and a real out-of-memory error is reported instead."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        return None
-
-
-SCIPY_IMAGE_COPIES = 26  # float64 image-sized arrays SciPy's L-BFGS-B holds: 2 x maxcor history + work
-# Bytes per image value of lbfgs.py's float32 state: 2 x 10 pairs, image, gradient, direction,
-# trial point, best image, the gradient held for the line search's rarer path and 4 temporaries
-LBFGS_IMAGE_BYTES = 4 * 30
-FULL_IMAGE_COPIES = 10   # float32 whole-level arrays the run keeps (content, running, start, result, ...)
-
-
-def level_memory(network_class, size, optim, tile=None):
-    """Peak bytes of one level of this (height, width): the network's activations with their
-    backward buffers (a factor calibrated on this machine per network), the optimizer's
-    image-sized state, and the whole-level image buffers. With a tile size, the network and
-    the optimizer work on one tile at a time: only the image buffers grow with the image."""
-    height, width = size
-    buffers = FULL_IMAGE_COPIES * 4 * 3 * height * width
-    if tile:
-        height, width = min(height, tile), min(width, tile)
-    activations = 4 * network_class.activation_elements(height, width) * network_class.memory_factor
-    pixels = height * width * 3
-    copies = {"lbfgs-device": LBFGS_IMAGE_BYTES, "lbfgs": 8 * SCIPY_IMAGE_COPIES, "cg": 8 * SCIPY_IMAGE_COPIES}
-    optimizer = copies.get(optim, 6 * 4) * pixels  # Adam: 6 float32 copies
-    return activations + optimizer + buffers
-
-
-def estimate_memory(network_class, sizes, optim, weights_bytes=0, tile_sizes=None):
-    """Peak bytes of a run over levels of these sizes (tile_sizes[i]: None for a whole level)."""
-    tile_sizes = tile_sizes or [None] * len(sizes)
-    return int(max(level_memory(network_class, size, optim, tile) for size, tile in zip(sizes, tile_sizes))
-               + weights_bytes)
 
 
 class FeatureNetwork:

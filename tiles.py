@@ -18,21 +18,17 @@ Tiles are visited in four colour groups (row and column parity): tiles of one gr
 overlap and see the same statistics of the rest, so within a group the order does not matter
 and they can run at the same time with the same result. `stylize.py` optimises each tile as it
 would a whole image (told the rest's statistics); only this file knows the grid.
-
-(Tried and dropped, measured at 384x255 with 128 px tiles: moving the grid between passes raised
-the whole image's loss by a third, tiles straddling earlier borders undoing their work; pooled
-statistics from the first pass made the first tiles take the whole style on themselves and
-leave the rest nearly plain; counting each tile's share of the overlap in its statistics gained
-nothing.)
 """
 import sys
 from typing import NamedTuple
 
 import numpy as np
 
-from errors import Interrupted, NumericalError
-from stylize import (MIN_SCIPY_CHUNK, SCIPY_OPTIONS, Statistics, StyleTargets, Step, Stylizer, print_losses,
-                     progress_bar, start_image, stylize)
+import optimizers
+from errors import Interrupted, NumericalError, Stopped
+from losses import Statistics, StyleTargets
+from settings import OptimizerSettings
+from stylize import Step, Stylizer, print_losses, progress_bar, start_image, stylize
 
 PASS_ITERATIONS = 50  # iterations a tile gets per visit (the optimizer starts afresh at each: another tile)
 
@@ -184,14 +180,41 @@ class PooledStatistics:
         return out
 
 
-def stylize_tiled(net, initial, content, styles, style_blend_weights, weights, tile_size, optim="lbfgs",
-                  iterations=1000, print_iterations=None, checkpoint_iterations=None, initial_noiseblend=0.0,
-                  rng=None, desc=None, on_iteration=None, workers=None, **optimizer_flags):
+class TileStylizers:
+    """The compiled losses of one level's tiles: one per tile shape (a level's tiles have at most
+    four), aimed at each tile's content in turn. Where the level's tiles run here and where they
+    run on Ray workers (cluster.py), they are kept in one of these."""
+
+    def __init__(self, net, targets, style_blend_weights, weights):
+        self.net, self.targets, self.blend, self.weights = net, targets, style_blend_weights, weights
+        self.stylizers = {}
+
+    def aim(self, content, rest=None, own_weight=1.0, scale=1.0):
+        """The stylizer of this tile's size, aimed at its content (pixel values) and at the rest of
+        the image (Stylizer.set_rest)."""
+        shape = content.shape[:2]
+        if shape not in self.stylizers:
+            self.stylizers[shape] = Stylizer(self.net, content, [], self.blend, self.weights,
+                                             style_targets=self.targets, part=True)
+        else:
+            self.stylizers[shape].set_content(content)
+        stylizer = self.stylizers[shape]
+        stylizer.set_rest(rest, own_weight, scale)
+        return stylizer
+
+    def statistics(self, pixels):
+        """The style statistics of a tile's pixels (needs a stylizer of its size, not its content)."""
+        return self.stylizers[pixels.shape[:2]].statistics(pixels)
+
+
+def stylize_tiled(net, initial, content, styles, style_blend_weights, weights, tile_size,
+                  optimizer=OptimizerSettings(), iterations=1000, print_iterations=None, checkpoint_iterations=None,
+                  initial_noiseblend=0.0, rng=None, desc=None, on_iteration=None, workers=None, quiet=False):
     """Optimise a level in tiles of at most `tile_size` pixels a side; a generator like
     stylize.stylize: Step(iteration, whole image, final, mean tile losses) at each checkpoint and
-    at the end. On Ctrl-C or a non-finite loss the exception carries `partial_image`, the whole
-    image with every tile's best so far blended in. `workers` (cluster.TileWorkers) optimises
-    each colour group's tiles on a Ray cluster; this process blends them."""
+    at the end. On Ctrl-C or a non-finite loss it raises Stopped with the whole image, every
+    tile's best so far blended in. `workers` (cluster.TileWorkers) optimises each colour group's
+    tiles on a Ray cluster; this process blends them."""
     height, width = content.shape[:2]
     # The style targets come from the whole style images, a tile-sized piece at a time.
     targets = StyleTargets(net, [net.preprocess(np.asarray(s, np.float32)) for s in styles], style_blend_weights,
@@ -200,23 +223,17 @@ def stylize_tiled(net, initial, content, styles, style_blend_weights, weights, t
     content = np.asarray(content, dtype=np.float32)
     tiles = grid(height, width, tile_size)
     windows = blend_windows(tiles)
-    if checkpoint_iterations and optim in SCIPY_OPTIONS and checkpoint_iterations < MIN_SCIPY_CHUNK:
-        checkpoint_iterations = MIN_SCIPY_CHUNK  # as untiled SciPy runs (stylize warns there)
+    optimizer_class = optimizers.OPTIMIZERS[optimizer.optim]
+    if checkpoint_iterations and optimizer_class.restarts_at_checkpoints:
+        checkpoint_iterations = max(checkpoint_iterations, optimizers.MIN_CHUNK)  # as untiled runs (warned there)
     ends = pass_ends(iterations, checkpoint_iterations)
     counts = np.diff([0] + ends)
-    bar = progress_bar(int(iterations) * len(tiles), desc)
-    print(f"tiled: {len(tiles)} tiles of {tiles[0].width}x{tiles[0].height} px (overlap at least "
-          f"{overlap_for(tile_size)} px), {len(ends)} pass(es)", file=sys.stderr)
-    stylizers = {}  # one compiled loss per tile shape, pointed at each tile's content in turn
-
-    def stylizer_for(tile):
-        shape = (tile.height, tile.width)
-        if shape not in stylizers:
-            stylizers[shape] = Stylizer(net, crop(content, tile), [], style_blend_weights, weights,
-                                        style_targets=targets, part=True)
-        else:
-            stylizers[shape].set_content(crop(content, tile))
-        return stylizers[shape]
+    bar = progress_bar(int(iterations) * len(tiles), desc, quiet)
+    show = (lambda losses: None) if quiet else print_losses
+    if not quiet:
+        print(f"tiled: {len(tiles)} tiles of {tiles[0].width}x{tiles[0].height} px (overlap at least "
+              f"{overlap_for(tile_size)} px), {len(ends)} pass(es)", file=sys.stderr)
+    stylizers = TileStylizers(net, targets, style_blend_weights, weights)
 
     # From the second pass on (see above), a tile pools its own statistics with those of the tiles
     # outside its colour group, as the previous group left them. Its own stand for its whole group,
@@ -233,67 +250,54 @@ def stylize_tiled(net, initial, content, styles, style_blend_weights, weights, t
             return None, 1.0, 1.0
         return pooled.outside(group_of[tile]), group_area[tile] / area[tile], total_area / group_area[tile]
 
-    def prepare(tile, pooled=None):
-        """The tile's stylizer, aimed at its content and at the rest of the image."""
-        stylizer = stylizer_for(tile)
-        stylizer.set_rest(*rest_of(tile, pooled))
-        return stylizer
+    def finished(tile, step):
+        """A tile's result, blended into the image at once: the tiles of a group never overlap, so
+        the others of its group still start from what they would have."""
+        blend(image, tile, windows[tile], step.image)
 
     def optimise_here(group, count, pooled):
         """The group's tiles optimised one after another in this process: [(tile, Step)]."""
-        finished = []
-        try:
-            for tile in group:
+        done = []
+        for tile in group:
+            try:
                 for step in stylize(net, crop(image, tile), None, None, style_blend_weights, weights,
-                                    optim=optim, iterations=count, stylizer=prepare(tile, pooled), bar=bar,
-                                    quiet=True, on_iteration=on_iteration, **optimizer_flags):
+                                    optimizer=optimizer, iterations=count,
+                                    stylizer=stylizers.aim(crop(content, tile), *rest_of(tile, pooled)),
+                                    bar=bar, quiet=True, on_iteration=on_iteration):
                     pass
-                finished.append((tile, step))
-        except (Interrupted, NumericalError) as e:  # keep the group's results and this tile's best so far
-            partial = getattr(e, "partial_image", None)  # None if stopped before the tile's optimisation
-            e.finished = finished + ([(tile, Step(0, partial, False))] if partial is not None else [])
-            raise
-        return finished
+            except Stopped as stop:  # keep this tile's best so far
+                finished(tile, Step(0, stop.image, False))
+                raise
+            finished(tile, step)
+            done.append((tile, step))
+        return done
 
     def optimise_on_ray(group, count, pooled):
         """The group's tiles optimised at the same time on Ray actors: [(tile, Step)]."""
         jobs = [(crop(image, t), crop(content, t), *rest_of(t, pooled)) for t in group]
-        try:
-            return list(zip(group, workers.optimise(jobs, targets, style_blend_weights, weights, optim, count,
-                                                    optimizer_flags, bar)))
-        except (Interrupted, NumericalError) as e:
-            e.finished = [(group[i], step) for i, step in e.finished]
-            raise
-
-    def statistics(tile):  # needs only a stylizer of the tile's size, not its content
-        return stylizers[(tile.height, tile.width)].statistics(crop(image, tile))
+        steps = workers.optimise(jobs, targets, style_blend_weights, weights, optimizer, count,
+                                 on_done=lambda i, step: finished(group[i], step), bar=bar)
+        return list(zip(group, steps))
 
     # The level's starting losses: each tile's, before any iteration.
-    start_losses = [(t.height * t.width, prepare(t).loss_and_grad(net.preprocess(crop(image, t))[None])[0].numpy())
-                    for t in tiles]
-    print_losses(mean_losses(start_losses))
+    start_losses = [(area[t], stylizers.aim(crop(content, t)).loss_and_grad(net.preprocess(crop(image, t))[None])[0]
+                     .numpy()) for t in tiles]
+    show(mean_losses(start_losses))
     done, losses, pooled = 0, None, None
     try:
         for p, count in enumerate(counts):
             tile_losses = []
             bar.set_description(f"{desc + ' ' if desc else ''}pass {p + 1}/{len(counts)}")
             if p == 1:
-                pooled = PooledStatistics({t: statistics(t) for t in tiles})
+                pooled = PooledStatistics({t: stylizers.statistics(crop(image, t)) for t in tiles})
             for group in colour_groups(tiles):
                 # Tiles of a group never overlap and all see the statistics the previous group left:
                 # they can run anywhere, in any order, with the same result.
-                try:
-                    finished = (optimise_on_ray if workers else optimise_here)(group, int(count), pooled)
-                except (Interrupted, NumericalError) as e:
-                    for tile, step in getattr(e, "finished", []):
-                        blend(image, tile, windows[tile], step.image)
-                    raise
-                for tile, step in finished:
-                    blend(image, tile, windows[tile], step.image)
-                    tile_losses.append((tile.height * tile.width, step.losses))
+                results = (optimise_on_ray if workers else optimise_here)(group, int(count), pooled)
+                tile_losses += [(area[tile], step.losses) for tile, step in results]
                 if pooled is not None:
-                    for tile, _ in finished:
-                        pooled.update(tile, statistics(tile))
+                    for tile, _ in results:
+                        pooled.update(tile, stylizers.statistics(crop(image, tile)))
             done += int(count)
             losses = mean_losses(tile_losses)
             last = done == iterations
@@ -302,10 +306,11 @@ def stylize_tiled(net, initial, content, styles, style_blend_weights, weights, t
             if checkpoint_iterations and not last and done % checkpoint_iterations == 0:
                 yield Step(done, image.copy(), False, losses)
         bar.close()
-        print_losses(losses)
+        show(losses)
         yield Step(done, image, True, losses)
-    except (Interrupted, NumericalError) as e:
-        e.partial_image = image
-        raise
+    except Stopped as stop:
+        raise Stopped(stop.cause, image) from None
+    except (Interrupted, NumericalError, KeyboardInterrupt) as e:  # between tiles, or a tile on Ray
+        raise Stopped(e, image) from None
     finally:
         bar.close()

@@ -5,6 +5,7 @@
     python benchmarks/bench.py --lbfgs DIR   # start-up, L-BFGS speed and quality, time to a good image (~1 h)
     python benchmarks/bench.py --tiles DIR   # tiled levels: memory, print sizes, overlap cost (~1 h)
     python benchmarks/bench.py --ray DIR     # Ray's overhead per pair and per tile
+    python benchmarks/bench.py --compare OTHER_CHECKOUT DIR  # the command line against another commit
 
 Every table is preceded by the CPU it ran on (model, AVX-512, bfloat16): figures compare only
 on one machine, and this machine's speed drifts, so comparisons are measured in one run.
@@ -115,22 +116,25 @@ def run_case(network, size, optim, iterations, precision="float32", jit=False, f
     """One case in this process; returns a dict of figures. `grappler`: keep TensorFlow's graph
     optimizer on (stylize.py turns it off on the CPU) to compare."""
     import numpy as np
+    import device
+    import losses
     import stylize
+    from settings import LossWeights, OptimizerSettings
     if grappler:
-        stylize._graph_rewrites_off_on_cpu = lambda: None
+        device.graph_rewrites_off_on_cpu = lambda: None
     net = build_network(network, precision)
     content, style = test_images(size)
     shape = (1,) + content.shape
     if floor_only:
-        layer = net.deepest(stylize.TransferLoss(net, net.preprocess(content), [net.preprocess(style)], [1.0],
-                                                 stylize.LossWeights()).layers)
+        layer = net.deepest(losses.TransferLoss(net, net.preprocess(content), [net.preprocess(style)], [1.0],
+                                                LossWeights()).layers)
         floor = measure_floor(net, layer, shape, 5)
         return {"floor_s": floor, "floor_peak_mb": peak_rss_mb()}
     started = time.perf_counter()
     stamps = []
-    stylizer = stylize.Stylizer(net, content, [style], [1.0], stylize.LossWeights(), jit_compile=jit)
+    stylizer = stylize.Stylizer(net, content, [style], [1.0], LossWeights(), jit_compile=jit)
     layer = net.deepest(stylizer.loss.layers)
-    run = stylize.stylize(net, content, content, [style], [1.0], optim=optim, iterations=iterations,
+    run = stylize.stylize(net, content, content, [style], [1.0], optimizer=OptimizerSettings(optim), iterations=iterations,
                           stylizer=stylizer, on_iteration=lambda i, losses: stamps.append(time.perf_counter()))
     for step in run:
         pass
@@ -146,15 +150,16 @@ def run_case(network, size, optim, iterations, precision="float32", jit=False, f
 def final_loss(network, size, optim, iterations, precision, jit):
     """Total loss of the best image after `iterations` (real weights, real images)."""
     import stylize
+    from settings import LossWeights, OptimizerSettings
     net = build_network(network, precision)
     content, style = test_images(size)
-    stylizer = stylize.Stylizer(net, content, [style], [1.0], stylize.LossWeights(), jit_compile=jit)
+    stylizer = stylize.Stylizer(net, content, [style], [1.0], LossWeights(), jit_compile=jit)
     started = time.perf_counter()
-    for step in stylize.stylize(net, content, content, [style], [1.0], optim=optim, iterations=iterations,
-                                stylizer=stylizer):
+    for step in stylize.stylize(net, content, content, [style], [1.0], optimizer=OptimizerSettings(optim),
+                                iterations=iterations, stylizer=stylizer):
         pass
     # Judge every precision by the float32 loss of its result.
-    ref = stylize.Stylizer(build_network(network), content, [style], [1.0], stylize.LossWeights())
+    ref = stylize.Stylizer(build_network(network), content, [style], [1.0], LossWeights())
     import tensorflow as tf
     losses, _ = ref.loss_and_grad(tf.constant(net.preprocess(step.image)[None]))
     return {"network": network, "precision": precision, "jit": jit, "optim": optim, "iterations": iterations,
@@ -182,11 +187,12 @@ def quality_gate(width, marks=(50, 200, 500)):
     """Total loss after 50, 200 and 500 iterations of --optim lbfgs-device and lbfgs from the same
     start, on the three bundled content/style pairs (SqueezeNet)."""
     import stylize
+    from settings import LossWeights, OptimizerSettings
     net = build_network("sqz")
     rows = []
     for content_name, style_name in QUALITY_PAIRS:
         content, style = pair_images(content_name, style_name, width)
-        stylizer = stylize.Stylizer(net, content, [style], [1.0], stylize.LossWeights())
+        stylizer = stylize.Stylizer(net, content, [style], [1.0], LossWeights())
         row = {"pair": f"{content_name} x {style_name}", "size": f"{content.shape[1]}x{content.shape[0]}"}
         for optim in ("lbfgs-device", "lbfgs"):
             curve = {}
@@ -194,7 +200,8 @@ def quality_gate(width, marks=(50, 200, 500)):
             # SciPy's run is one chunk (a checkpoint would restart it); it reports every iteration's
             # losses. The device L-BFGS stops at checkpoints without a restart: its best losses there.
             steps = list(stylize.stylize(
-                net, content, content, [style], [1.0], optim=optim, iterations=marks[-1], quiet=True, stylizer=stylizer,
+                net, content, content, [style], [1.0], optimizer=OptimizerSettings(optim), iterations=marks[-1],
+                quiet=True, stylizer=stylizer,
                 checkpoint_iterations=marks[0] if optim == "lbfgs-device" else None,
                 on_iteration=lambda i, losses: curve.__setitem__(i, float(losses[3])) if losses is not None else None))
             if optim == "lbfgs-device":
@@ -208,15 +215,15 @@ def quality_gate(width, marks=(50, 200, 500)):
 def time_to_good_image(width, reference_iterations=1000, within=1.10):
     """Wall seconds until the full-size total loss is within 10% of what 1000 single-scale SciPy
     L-BFGS-B iterations reach (the original's defaults), SqueezeNet, cat x Starry Night."""
-    import neural_style
+    import hierarchy
+    from settings import Settings
     content, style = pair_images("cat.png", "starry_night.jpg", width)
     net = build_network("sqz")
 
     def run(optim, max_hierarchy, iterations, target=None):
-        args = neural_style.build_parser().parse_args(
-            ["--content", "c.png", "--styles", "s.jpg", "--network-type", "sqz", "--iterations", str(iterations),
-             "--max-hierarchy", str(max_hierarchy), "--optim", optim])
-        levels = neural_style.hierarchy_levels(content.shape[0], content.shape[1], iterations, max_hierarchy)
+        settings = Settings.from_flags(content="c.png", styles=["s.jpg"], network_type="sqz", iterations=iterations,
+                                       max_hierarchy=max_hierarchy, optim=optim)
+        levels = hierarchy.levels(content.shape[0], content.shape[1], iterations, max_hierarchy)
         seen = []
         started = time.perf_counter()
 
@@ -226,7 +233,7 @@ def time_to_good_image(width, reference_iterations=1000, within=1.10):
                 if target is not None and seen[-1][2] <= target:
                     raise _Reached
         try:
-            neural_style.transfer(args, content, [style], None, net, levels, on_iteration=hook, log=lambda *a: None)
+            hierarchy.run_levels(settings, content, [style], None, net, levels, on_iteration=hook, log=lambda *a: None)
         except _Reached:
             pass
         return seen
@@ -253,9 +260,10 @@ def lbfgs_speed(network, size, rounds, iterations, warm_up):
     evaluations per iteration over the same iterations."""
     import numpy as np
     import stylize
+    from settings import LossWeights, OptimizerSettings
     net = build_network(network)
     content, style = test_images(size)
-    stylizer = stylize.Stylizer(net, content, [style], [1.0], stylize.LossWeights())
+    stylizer = stylize.Stylizer(net, content, [style], [1.0], LossWeights())
     times = {"lbfgs-device": [], "adam": [], "lbfgs": []}
     round_means = {optim: [] for optim in times}  # per round, to compare runs next to each other in time
     evaluations = []
@@ -266,9 +274,9 @@ def lbfgs_speed(network, size, rounds, iterations, warm_up):
             def note(i, losses):
                 stamps.append(time.perf_counter())
                 if optim == "lbfgs-device" and i in (warm_up, iterations):
-                    evaluations.append(int(stylizer.optimizers["lbfgs-device"].evaluations.numpy()))
-            for step in stylize.stylize(net, content, content, [style], [1.0], optim=optim, iterations=iterations,
-                                        quiet=True, stylizer=stylizer, on_iteration=note):
+                    evaluations.append(int(stylizer.optimizers["lbfgs-device"].state.evaluations.numpy()))
+            for step in stylize.stylize(net, content, content, [style], [1.0], optimizer=OptimizerSettings(optim),
+                                        iterations=iterations, quiet=True, stylizer=stylizer, on_iteration=note):
                 pass
             seconds = np.diff(stamps[warm_up - 1:])
             times[optim] += list(seconds)
@@ -318,13 +326,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # as neural_style.py sets it
 import tensorflow
 print(f"TENSORFLOW_IMPORTED {{time.time()!r}}", file=sys.stderr, flush=True)
 sys.path.insert(0, {root!r})
-import stylize  # imported first only to note when the first iteration ends; neural_style imports it anyway
-advance = stylize._Progress.advance
+import stylize  # imported first only to note when the first iteration ends; the pipeline imports it anyway
+advance = stylize.Progress.advance
 def noted(self, *args, **kwargs):
     advance(self, *args, **kwargs)
     if self.done == 1:
         print(f"FIRST_ITERATION_DONE {{time.time()!r}}", file=sys.stderr, flush=True)
-stylize._Progress.advance = noted
+stylize.Progress.advance = noted
 import neural_style
 neural_style.cli()
 """
@@ -451,11 +459,12 @@ def level_run(network, width, height, tile_size, iterations):
     process: wall seconds (everything from the style targets to the result) and peak memory."""
     import stylize
     import tiles
+    from settings import LossWeights
     net = build_network(network)
     content, style = print_size_images(width, height)
     started = time.perf_counter()
     if tile_size:
-        run = tiles.stylize_tiled(net, content, content, [style], [1.0], stylize.LossWeights(), tile_size,
+        run = tiles.stylize_tiled(net, content, content, [style], [1.0], LossWeights(), tile_size,
                                   iterations=iterations)
     else:
         run = stylize.stylize(net, content, content, [style], [1.0], iterations=iterations)
@@ -564,6 +573,54 @@ def ray_cases(out_dir):
           "(Ray's start and the workers' start-up included)", flush=True)
 
 
+def cli_seconds(checkout, argv, env):
+    """Wall seconds of `python CHECKOUT/neural_style.py ARGV`, from the command to its exit."""
+    started = time.perf_counter()
+    out = subprocess.run([sys.executable, os.path.join(checkout, "neural_style.py"), *argv], capture_output=True,
+                         text=True, env=env, cwd=env["BENCH_FOLDER"])
+    if out.returncode != 0:
+        raise RuntimeError(f"{checkout}: neural_style.py {' '.join(argv)} failed:\n{out.stderr[-2000:]}")
+    return time.perf_counter() - started
+
+
+def compare_checkouts(other, folder, rounds=5, iterations=60):
+    """The command line of this checkout against another checkout of the project (`git worktree add
+    DIR COMMIT`), in turns, each command alternating which goes first: start-up, the wall time of a
+    run of one iteration (import tensorflow included, the same code in both); and seconds per
+    iteration, (T(1 + N) - T(1)) / N. Medians over `rounds`. SqueezeNet 256x256 with each
+    optimiser, and VGG19 256x256 (a file as large as the real one, read from the cache after a
+    first run that converts it)."""
+    os.makedirs(folder, exist_ok=True)
+    mat = write_vgg_file(os.path.join(folder, "imagenet-vgg-verydeep-19.mat"))
+    content = square_content(folder, 256)
+    style = os.path.join(INPUTS, "starry_night.jpg")
+    env = dict(os.environ, XDG_CACHE_HOME=os.path.join(folder, "cache"), BENCH_FOLDER=folder)
+    cases = {f"sqz 256 {optim}": ["--network-type", "sqz", "--optim", optim] for optim in ("lbfgs", "lbfgs-device", "adam")}
+    cases["vgg 256 lbfgs"] = ["--network-file", mat, "--optim", "lbfgs"]
+    counts = {name: (iterations if name.startswith("sqz") else 10) for name in cases}
+    checkouts = {"this": ROOT, "other": os.path.abspath(other)}
+    common = ["--content", content, "--styles", style, "--no-collage", "--output", os.path.join(folder, "out.png")]
+    cli_seconds(ROOT, common + cases["vgg 256 lbfgs"] + ["--iterations", "1"], env)  # converts the VGG file once
+    times = {(name, which, n): [] for name in cases for which in checkouts for n in (1, 1 + counts[name])}
+    for r in range(rounds):
+        for name, flags in cases.items():
+            for which in (("this", "other") if r % 2 == 0 else ("other", "this")):
+                for n in (1, 1 + counts[name]):
+                    times[name, which, n].append(cli_seconds(checkouts[which], common + flags + ["--iterations", str(n)],
+                                                             env))
+    print(cpu_description())
+    print(f"the command line, this checkout ({ROOT}) against {checkouts['other']}: start-up (wall seconds of a "
+          f"1-iteration run, import tensorflow included) and seconds per iteration; medians of {rounds}, in turns")
+    print(f"  {'case':18} {'start this':>10} {'start other':>11} {'ratio':>6} {'s/it this':>10} {'s/it other':>10} "
+          f"{'ratio':>6}")
+    for name in cases:
+        start = {w: statistics.median(times[name, w, 1]) for w in checkouts}
+        per = {w: statistics.median((b - a) / counts[name] for a, b in
+                                    zip(times[name, w, 1], times[name, w, 1 + counts[name]])) for w in checkouts}
+        print(f"  {name:18} {start['this']:10.2f} {start['other']:11.2f} {start['this'] / start['other']:6.3f} "
+              f"{per['this']:10.4f} {per['other']:10.4f} {per['this'] / per['other']:6.3f}", flush=True)
+
+
 def histogram_timing():
     import numpy as np
     import luma_transfer
@@ -584,9 +641,8 @@ def histogram_timing():
 def memory_table(gigabytes=(8, 16, 24), aspect=(3, 4)):
     """Largest 4:3 image (width x height) whose estimate, the one neural_style.py uses to refuse
     impossible sizes, fits in the given memory, per network and optimiser."""
-    import neural_style
-    neural_style.import_tensorflow_quietly()
-    import network
+    import device  # noqa: F401 - first: TensorFlow, quietly
+    import memory
     import squeezenet
     import vgg
     rows = []
@@ -599,7 +655,7 @@ def memory_table(gigabytes=(8, 16, 24), aspect=(3, 4)):
                 while low < high:  # the largest width that fits
                     mid = (low + high + 1) // 2
                     size = (mid * aspect[0] // aspect[1], mid)
-                    fits = network.estimate_memory(module.NETWORK, [size], optim, 1.3 * file_mb * 2**20) <= budget
+                    fits = memory.estimate_memory(module.NETWORK, [size], optim, 1.3 * file_mb * 2**20) <= budget
                     low, high = (mid, high) if fits else (low, mid - 1)
                 row.append(f"{low}x{low * aspect[0] // aspect[1]}")
             rows.append((module.NETWORK.__name__, optim, row))
@@ -633,8 +689,13 @@ def main():
     parser.add_argument("--lbfgs", metavar="DIR", help="only start-up, L-BFGS speed and quality, time to a good "
                         "image (~1 h; DIR holds a 574 MB VGG19-sized file)")
     parser.add_argument("--parts", default="startup,speed,quality,time", help="with --lbfgs: which of them")
+    parser.add_argument("--compare", nargs=2, metavar=("OTHER_CHECKOUT", "DIR"),
+                        help="only the command line's start-up and time per iteration against another checkout "
+                             "(git worktree add OTHER COMMIT); DIR holds a 574 MB VGG19-sized file (~30 minutes)")
     args = parser.parse_args()
     print(cpu_description())
+    if args.compare:
+        return compare_checkouts(*args.compare)
     if args.tiles or args.ray or args.print_size or args.lbfgs:
         if args.lbfgs:
             lbfgs_cases(args.lbfgs, args.parts.split(","))
@@ -649,7 +710,7 @@ def main():
     print(f"{'network':8} {'size':>8} {'optim':6} {'s/iter':>8} {'floor s':>8} {'ratio':>6} "
           f"{'1st iter s':>10} {'peak MB':>8} {'floor peak MB':>13} traces")
     cases = [(network, size, "float32") for network in ("sqz", "vgg") for size in sizes]
-    from neural_style import cpu_has_native_bfloat16
+    from device import cpu_has_native_bfloat16
     if cpu_has_native_bfloat16():
         cases.append(("vgg", sizes[-1], "bfloat16"))  # what --precision auto picks for VGG19 on this CPU
     for network, size, precision in cases:

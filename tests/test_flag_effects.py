@@ -150,7 +150,8 @@ def test_device_lbfgs_checkpoints_do_not_restart_it(small_images, sqz_weights, s
     """--optim lbfgs-device keeps its history over checkpoints: checkpoints every 10 iterations
     are written (not raised to 50, no warning) and change nothing in the result (compared in
     process, on one stylizer)."""
-    from stylize import LossWeights, Stylizer, stylize
+    from settings import LossWeights, OptimizerSettings
+    from stylize import Stylizer, stylize
     argv = ["--content", small_images["cat.png"], "--styles", small_images["starry_night.jpg"], "--network-type", "sqz",
             "--network-file", sqz_weights, "--iterations", "30", "--width", "64", "--no-collage",
             "--optim", "lbfgs-device", "--output", str(tmp_path / "split.png"), "--checkpoint-iterations", "10",
@@ -163,7 +164,7 @@ def test_device_lbfgs_checkpoints_do_not_restart_it(small_images, sqz_weights, s
     content = images.resize_to_width(images.load_image(small_images["cat.png"]).astype(np.float32), 64)
     style = images.resize_to_width(images.load_image(small_images["starry_night.jpg"]).astype(np.float32), 64)
     stylizer = Stylizer(sqz_net, content, [style], [1.0], LossWeights())
-    plain, split = (list(stylize(sqz_net, content, content, [style], [1.0], optim="lbfgs-device", iterations=30,
+    plain, split = (list(stylize(sqz_net, content, content, [style], [1.0], optimizer=OptimizerSettings("lbfgs-device"), iterations=30,
                                  checkpoint_iterations=every, stylizer=stylizer, quiet=True))
                     for every in (None, 10))
     assert [step.iteration for step in split] == [10, 20, 30]

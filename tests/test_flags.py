@@ -70,11 +70,10 @@ def test_help_groups_flags_and_gives_defaults():
 
 def test_style_blend_weights_are_any_non_negative_numbers_normalised():
     """As in the original: 2 1 weighs the first style twice the second."""
-    args = neural_style.build_parser().parse_args(BASE + ["--style-blend-weights", "2", "1"])
-    neural_style.validate(args)
-    assert list(neural_style.normalised_blend_weights(args.style_blend_weights, 2)) == pytest.approx([2 / 3, 1 / 3])
-    assert list(neural_style.normalised_blend_weights([0, 7.5], 2)) == [0.0, 1.0]
-    assert list(neural_style.normalised_blend_weights(None, 2)) == [0.5, 0.5]
+    settings = neural_style.settings_from(neural_style.build_parser().parse_args(BASE + ["--style-blend-weights", "2", "1"]))
+    assert list(settings.style_blend_weights) == pytest.approx([2 / 3, 1 / 3])
+    assert list(settings.replace(style_blend_weights=[0, 7.5]).style_blend_weights) == [0.0, 1.0]
+    assert list(settings.replace(style_blend_weights=None).style_blend_weights) == [0.5, 0.5]
 
 
 def test_output_or_checkpoint_over_an_input_is_a_usage_error(tmp_path, small_images, monkeypatch):

@@ -8,7 +8,8 @@ import tensorflow as tf
 import images
 import lbfgs
 from conftest import input_path
-from stylize import LossWeights, Stylizer, stylize
+from settings import LossWeights, OptimizerSettings
+from stylize import Stylizer, stylize
 
 N = 40
 
@@ -122,11 +123,11 @@ def test_quality_gate_against_scipy(sqz_net):
         content, style = pair(content_name, style_name, 128)
         stylizer = Stylizer(sqz, content, [style], [1.0], LossWeights())
         ours = {step.iteration: step.losses[3] for step in
-                stylize(sqz, content, content, [style], [1.0], optim="lbfgs-device", iterations=marks[-1],
+                stylize(sqz, content, content, [style], [1.0], optimizer=OptimizerSettings("lbfgs-device"), iterations=marks[-1],
                         checkpoint_iterations=50, stylizer=stylizer, quiet=True)}
-        assert int(stylizer.optimizers["lbfgs-device"].iterations.numpy()) == marks[-1]  # --iterations counts iterations
+        assert int(stylizer.optimizers["lbfgs-device"].state.iterations.numpy()) == marks[-1]  # --iterations counts iterations
         theirs = {}
-        for step in stylize(sqz, content, content, [style], [1.0], optim="lbfgs", iterations=marks[-1],
+        for step in stylize(sqz, content, content, [style], [1.0], optimizer=OptimizerSettings("lbfgs"), iterations=marks[-1],
                             stylizer=stylizer, quiet=True,
                             on_iteration=lambda i, losses: theirs.__setitem__(i, losses[3])):
             pass
@@ -146,7 +147,7 @@ def test_first_step_of_a_nonnegative_loss_needs_one_evaluation(sqz_net):
     losses, gradient = stylizer.loss_and_grad(x0)
     evaluations = {}
     for nonnegative in (True, False):
-        optimizer = lbfgs.LBFGS(stylizer.loss_and_grad, stylizer.shape, nonnegative=nonnegative)
+        optimizer = lbfgs.LBFGS(stylizer.loss_and_grad, stylizer.shape, polyak_share=0.25 if nonnegative else None)
         optimizer.reset(x0, losses, gradient)
         optimizer.step()
         assert int(optimizer.iterations.numpy()) == 1
@@ -171,7 +172,8 @@ def test_scipy_lbfgs_first_steps_need_one_evaluation(sqz_net):
         evaluations.append(1)
         return compiled(image)
     stylizer.loss_and_grad = counted
-    *_, last = stylize(sqz_net, content, content, [style], [1.0], optim="lbfgs", iterations=60, stylizer=stylizer,
+    *_, last = stylize(sqz_net, content, content, [style], [1.0], optimizer=OptimizerSettings("lbfgs"), iterations=60,
+                       stylizer=stylizer,
                        checkpoint_iterations=50, quiet=True,
                        on_iteration=lambda i, losses: (marks.append(len(evaluations)), totals.append(losses[3])))
     assert last.iteration == 60 and len(marks) == 60
@@ -190,7 +192,8 @@ def test_the_same_run_twice_gives_the_same_image(sqz_net, optim):
     results = []
     for _ in range(3):
         stylizer = Stylizer(sqz_net, content, [style], [1.0], LossWeights())
-        *_, last = stylize(sqz_net, content, content, [style], [1.0], optim=optim, iterations=30, stylizer=stylizer,
+        *_, last = stylize(sqz_net, content, content, [style], [1.0], optimizer=OptimizerSettings(optim), iterations=30,
+                           stylizer=stylizer,
                            quiet=True)
         results.append(last.image)
     for image in results[1:]:

@@ -7,7 +7,8 @@ import pytest
 import tensorflow as tf
 
 from network import FeatureNetwork, conv
-from stylize import LossWeights, TransferLoss, content_layer_weights, style_layer_weights
+from losses import TransferLoss, content_layer_weights, style_layer_weights
+from settings import LossWeights, OptimizerSettings
 
 
 class TinyNet(FeatureNetwork):
@@ -218,7 +219,7 @@ def test_traced_once_and_targets_computed_once_per_level(data, optim, monkeypatc
     monkeypatch.setattr(net, "features", counting)
     stylizer = Stylizer(net, content, styles, [0.5, 0.5], LossWeights())
     assert eager_passes == [(1,) + content.shape, (1,) + styles[0].shape, (1,) + styles[1].shape]
-    steps = list(stylize(net, image, content, styles, [0.5, 0.5], optim=optim, iterations=60,
+    steps = list(stylize(net, image, content, styles, [0.5, 0.5], optimizer=OptimizerSettings(optim), iterations=60,
                          checkpoint_iterations=7 if optim in ("adam", "lbfgs-device") else 50, print_iterations=5,
                          stylizer=stylizer))
     assert steps[-1].final and len(steps) >= 2 and not steps[0].final

@@ -2,14 +2,13 @@
 and colour coefficients (SPEC 5)."""
 import pytest
 
+import hierarchy
 import names
 import neural_style
 
 
 def name_for(argv):
-    args = neural_style.build_parser().parse_args(argv)
-    neural_style.validate(args)
-    return neural_style.auto_output_name(args)
+    return names.auto_output_name(neural_style.settings_from(neural_style.build_parser().parse_args(argv)))
 
 
 def test_default_name_is_the_spec_example():
@@ -61,11 +60,11 @@ def test_unparseable_names():
     ((300, 400), 10, 1, [(300, 400, 10)]),
 ])
 def test_hierarchy_schedule(size, iterations, max_h, expected):
-    assert neural_style.hierarchy_levels(size[0], size[1], iterations, max_h) == expected
+    assert hierarchy.levels(size[0], size[1], iterations, max_h) == expected
 
 
 def test_colour_coefficients():
-    cc = neural_style.color_coefficient
+    cc = hierarchy.color_coefficient
     assert [cc(0, 3, m, False) for m in ("none", "before", "all", "out", "interm")] == [0, 0, 1, 1, 0]
     # Intermediate levels: 1.0 at the smallest, 0.3 just below full size, linear between.
     assert [cc(i, 4, "all", False) for i in (1, 2, 3)] == pytest.approx([0.3, 0.65, 1.0])

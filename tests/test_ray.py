@@ -111,10 +111,10 @@ def test_a_killed_worker_is_retried_and_nothing_is_lost(ray_cluster, tmp_path):
                                 *map(str, batch_args(contents, out, iterations=150, width=128)), "--ray", ray_cluster],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
     deadline = time.monotonic() + 180
-    while not worker_pids("_render_pair") and time.monotonic() < deadline:
+    while not worker_pids("render_pair") and time.monotonic() < deadline:
         time.sleep(0.2)
     time.sleep(3)  # well inside the pair: TensorFlow started, the optimisation running
-    victims = worker_pids("_render_pair")
+    victims = worker_pids("render_pair")
     assert victims and not list(out.iterdir())
     os.kill(victims[0], signal.SIGKILL)
     stdout, stderr = process.communicate(timeout=600)
@@ -147,9 +147,9 @@ def test_ctrl_c_cancels_the_running_pairs_and_keeps_the_finished(ray_cluster, tm
     for name in kept:
         assert "partial" not in json.loads(images.read_params(str(out / name)))
     deadline = time.monotonic() + 30  # the cancelled tasks' workers are stopped
-    while worker_pids("_render_pair") and time.monotonic() < deadline:
+    while worker_pids("render_pair") and time.monotonic() < deadline:
         time.sleep(0.5)
-    assert not worker_pids("_render_pair")
+    assert not worker_pids("render_pair")
 
 
 def test_tiles_on_a_local_ray_equal_the_tiles_here(tmp_path):

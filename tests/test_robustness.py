@@ -12,7 +12,9 @@ import pytest
 from PIL import Image
 
 import errors
+import hierarchy
 import images
+import memory
 import neural_style
 import network
 import squeezenet
@@ -178,16 +180,16 @@ def test_unusual_images_run_end_to_end(base, tmp_path, capsys):
 def test_memory_estimate():
     sizes = lambda w: [(w * 3 // 4, w)]  # noqa: E731
     for cls in (vgg.VGG19, squeezenet.SqueezeNet):
-        small, large = (network.estimate_memory(cls, sizes(w), "lbfgs") for w in (256, 512))
+        small, large = (memory.estimate_memory(cls, sizes(w), "lbfgs") for w in (256, 512))
         assert 3.5 < large / small < 4.5  # activations grow with the pixel count
-        assert network.estimate_memory(cls, sizes(512) + sizes(256), "lbfgs") == large  # levels run one at a time
+        assert memory.estimate_memory(cls, sizes(512) + sizes(256), "lbfgs") == large  # levels run one at a time
     # Calibrated on this machine (benchmarks/bench.py measures the peaks): VGG19 at 512x512 with
     # L-BFGS peaked at 1.0 GB above the process baseline, SqueezeNet at 0.44 GB.
-    vgg_512 = network.estimate_memory(vgg.VGG19, [(512, 512)], "lbfgs")
-    sqz_512 = network.estimate_memory(squeezenet.SqueezeNet, [(512, 512)], "lbfgs")
+    vgg_512 = memory.estimate_memory(vgg.VGG19, [(512, 512)], "lbfgs")
+    sqz_512 = memory.estimate_memory(squeezenet.SqueezeNet, [(512, 512)], "lbfgs")
     assert 0.87e9 < vgg_512 < 1.6e9
     assert 0.44e9 < sqz_512 < 0.9e9
-    assert network.estimate_memory(vgg.VGG19, [(512, 512)], "adam") < vgg_512
+    assert memory.estimate_memory(vgg.VGG19, [(512, 512)], "adam") < vgg_512
     # conv + relu per conv layer at the block's size, then the pooled output at half size.
     blocks = [(224, 64, 4), (112, 128, 4), (56, 256, 8), (28, 512, 8), (14, 512, 8)]
     expected = sum(side * side * c * n + (side // 2) ** 2 * c * (b < 4) for b, (side, c, n) in enumerate(blocks))
@@ -195,7 +197,7 @@ def test_memory_estimate():
 
 
 def test_too_large_for_memory_is_refused_with_advice(base, capsys, monkeypatch, tmp_path):
-    monkeypatch.setattr(network, "available_memory", lambda: 200 * 2**20)
+    monkeypatch.setattr(memory, "available_memory", lambda: 200 * 2**20)
     code, lines = cli(base + ["--width", "4000"], capsys)
     assert code == 1 and len(lines) == 1
     for text in ("GiB of memory", "0.2 GiB available", "--width", "--max-hierarchy", "--network-type sqz"):
@@ -208,7 +210,7 @@ def test_real_out_of_memory_is_reported_the_same_way(base, capsys, monkeypatch, 
 
     def oom(*args, **kwargs):
         raise tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor")
-    monkeypatch.setattr(neural_style, "transfer", oom)
+    monkeypatch.setattr(hierarchy, "run_levels", oom)
     code, lines = cli(base, capsys)
     assert code == 1 and len(lines) == 1
     assert "error: out of memory" in lines[0] and "--network-type sqz" in lines[0]

@@ -7,13 +7,16 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import hierarchy
 import images
+import memory
 import neural_style
-import network
 import squeezenet
 import tiles
 from conftest import input_path, run_tool
-from stylize import LossWeights, StyleTargets
+from errors import ToolError, UsageError
+from losses import StyleTargets
+from settings import LossWeights
 
 
 @pytest.mark.parametrize("length, tile_size", [(255, 128), (384, 128), (1000, 256), (8000, 1024), (100, 128)])
@@ -87,37 +90,37 @@ def test_style_targets_in_pieces_match_the_whole_image(sqz_net):
 
 
 def test_when_a_level_is_tiled(tmp_path, monkeypatch):
-    levels = neural_style.hierarchy_levels(3000, 4000, 100, 2)
+    levels = [level[:2] for level in hierarchy.levels(3000, 4000, 100, 2)]
     weights = input_path("../../sqz_weights.npz")
     # Forced: every level larger than the tile size; 0: never.
-    plan, _ = neural_style.plan_memory(squeezenet, levels, "lbfgs", weights, 1500)
+    plan, _ = memory.plan_tiles(squeezenet.NETWORK, levels, "lbfgs", weights, 1500)
     assert plan == [1500, 1500]
-    plan, _ = neural_style.plan_memory(squeezenet, neural_style.hierarchy_levels(1000, 1400, 10, 2), "lbfgs",
-                                       weights, 1000)
+    plan, _ = memory.plan_tiles(squeezenet.NETWORK, [level[:2] for level in hierarchy.levels(1000, 1400, 10, 2)],
+                                "lbfgs", weights, 1000)
     assert plan == [1000, None]
     # Automatic: only what does not fit whole, with the largest tile that fits; one line says so.
-    whole = network.level_memory(squeezenet.NETWORK, levels[0][:2], "lbfgs")
-    small = network.level_memory(squeezenet.NETWORK, levels[1][:2], "lbfgs")
-    monkeypatch.setattr(network, "available_memory", lambda: (whole + small) / 2)
+    whole = memory.level_memory(squeezenet.NETWORK, levels[0], "lbfgs")
+    small = memory.level_memory(squeezenet.NETWORK, levels[1], "lbfgs")
+    monkeypatch.setattr(memory, "available_memory", lambda: (whole + small) / 2)
     said = []
-    plan, estimate = neural_style.plan_memory(squeezenet, levels, "lbfgs", weights, None, log=said.append)
-    assert plan[1] is None and plan[0] in neural_style.AUTO_TILE_SIZES and estimate <= (whole + small) / 2
+    plan, estimate = memory.plan_tiles(squeezenet.NETWORK, levels, "lbfgs", weights, None, log=said.append)
+    assert plan[1] is None and plan[0] in memory.AUTO_TILE_SIZES and estimate <= (whole + small) / 2
     assert len(said) == 1 and f"tiles of at most {plan[0]}x{plan[0]} px" in said[0]
-    bigger = [t for t in neural_style.AUTO_TILE_SIZES if t > plan[0] and t < 4000]
-    assert all(network.level_memory(squeezenet.NETWORK, levels[0][:2], "lbfgs", t) > (whole + small) / 2
+    bigger = [t for t in memory.AUTO_TILE_SIZES if t > plan[0] and t < 4000]
+    assert all(memory.level_memory(squeezenet.NETWORK, levels[0], "lbfgs", t) > (whole + small) / 2
                for t in bigger)
     # Memory that does not grow with the image: an 8000x6000 level in 1024 px tiles needs
     # less than a sixth of what it needs whole, mostly its image buffers.
     big = (6000, 8000)
-    tiled = network.level_memory(squeezenet.NETWORK, big, "lbfgs", 1024)
-    assert tiled < network.level_memory(squeezenet.NETWORK, big, "lbfgs") / 6
-    assert tiled < network.FULL_IMAGE_COPIES * 12 * 48e6 + network.level_memory(squeezenet.NETWORK, (1024, 1024),
+    tiled = memory.level_memory(squeezenet.NETWORK, big, "lbfgs", 1024)
+    assert tiled < memory.level_memory(squeezenet.NETWORK, big, "lbfgs") / 6
+    assert tiled < memory.FULL_IMAGE_COPIES * 12 * 48e6 + memory.level_memory(squeezenet.NETWORK, (1024, 1024),
                                                                                 "lbfgs")
     # With --tile-size 0, or when not even the smallest tile fits: refused with the advice.
-    monkeypatch.setattr(network, "available_memory", lambda: 2**20)
+    monkeypatch.setattr(memory, "available_memory", lambda: 2**20)
     for tile_size in (None, 0):
-        with pytest.raises(neural_style.ToolError, match="--tile-size"):
-            neural_style.plan_memory(squeezenet, levels, "lbfgs", weights, tile_size)
+        with pytest.raises(ToolError, match="--tile-size"):
+            memory.plan_tiles(squeezenet.NETWORK, levels, "lbfgs", weights, tile_size)
 
 
 def seam_contrast(image, axis):
@@ -193,7 +196,7 @@ def test_tiled_checkpoints_colours_and_optimizers(tmp_path, optim):
 
 
 def test_tile_size_flag_is_validated():
-    with pytest.raises(neural_style.UsageError, match="--tile-size"):
+    with pytest.raises(UsageError, match="--tile-size"):
         neural_style.main(["--content", "c.jpg", "--styles", "s.jpg", "--tile-size", "64"])
 
 
@@ -237,7 +240,7 @@ def test_interrupting_a_tiled_run_writes_the_whole_best_image(tmp_path):
 def test_pooled_statistics_of_the_tiles_outside_a_group():
     """The running sums give the statistics of every tile but a group's, as computed from the
     pooled features themselves; updating one tile changes them accordingly."""
-    from stylize import statistics_of
+    from losses import statistics_of
     rng = np.random.default_rng(0)
     features = {name: rng.normal(3.0, 2.0, (1, h, 5, 4)).astype(np.float32)
                 for name, h in (("a", 6), ("b", 3), ("c", 8))}

@@ -1,0 +1,287 @@
+"""The loss of one scale: what the optimisers minimise. With F the (H*W, C) matrix of an image's
+activations at a layer of H x W positions and C channels, and l2(x) = sum(x^2) / 2:
+
+- Layer weights. Content: b = --content-weight-blend, r = (1 - b) / b, weights 1, r, r^2, ...
+  over the content layers, normalised to sum 1 (b = 1: all on the first layer; b = 0: all on the
+  last). Style: 1, e, e^2, ... with e = --style-layer-weight-exp, normalised to sum 1.
+- Content loss: content_weight * sum_l w_l * 2 * l2(F_l - P_l) / size(P_l), P the content
+  image's activations.
+- Style loss, for each style i with blend weight b_i (--style-blend-weights, normalised):
+  style_weight * b_i * sum_l w_l * L_l, where per layer
+  - gram: G = (F + ashift)^T (F + ashift) / (H W C) for the image and likewise A for the style
+    image (its own H, W); L = 2 * l2(G - A) / C^2;
+  - mean: L = 2 * l2(mean_F - mean_S) (means over positions, per channel);
+  - distr: L = 2 * (l2(mean_F - mean_S) + l2(std_F - std_S)), std_F = sqrt(max(var_F, 1e-5))
+    and std_S the population std of the style's features.
+- Distribution remapping (--style-distr-weight d, when not 0), per style and style layer, with
+  no layer or blend weight: d * l2(F - T) / (H W C), T = (std_S / (std_F + 1e-5)) * (F - mean_F)
+  + mean_S on the unshifted features; gradients flow through T.
+- Total variation: tv_weight * 2 * (l2(dy) / size(dy) + l2(dx) / size(dx)), dy and dx the
+  vertical and horizontal neighbour differences of the image.
+- Total = content + style + total variation.
+
+Images are [1, H, W, 3] float32 RGB with the network's mean pixel subtracted.
+"""
+from typing import NamedTuple
+
+import numpy as np
+import tensorflow as tf
+
+STD_FLOOR = 1e-5            # std_F = sqrt(max(var_F, STD_FLOOR)): finite gradient for dead channels
+DISTR_EPS = 1e-5            # T = std_S / (std_F + DISTR_EPS) * (F - mean_F) + mean_S
+LOSS_NAMES = ("content", "style", "tv", "total")
+
+
+def geometric_weights(ratio, count):
+    """Weights 1, r, r^2, ... over `count` layers, normalised to sum 1 (r = 0 -> all on the first,
+    r = inf -> all on the last). Computed from the larger end so large ratios cannot overflow."""
+    if np.isinf(ratio):
+        weights = np.zeros(count)
+        weights[-1] = 1.0
+    elif ratio <= 1.0:
+        weights = np.array([ratio ** i for i in range(count)], dtype=np.float64)
+    else:
+        weights = np.array([(1.0 / ratio) ** (count - 1 - i) for i in range(count)], dtype=np.float64)
+    return weights / weights.sum()
+
+
+def content_layer_weights(blend, count):
+    """--content-weight-blend b: ratio (1 - b) / b (b = 0: all weight on the last layer)."""
+    return geometric_weights(np.inf if blend == 0 else (1.0 - blend) / blend, count)
+
+
+def style_layer_weights(exponent, count):
+    return geometric_weights(exponent, count)
+
+
+def _as_matrix(activation):
+    """[1, H, W, C] -> (F [HW, C], H*W, C) with static sizes."""
+    _, h, w, c = activation.shape
+    return tf.reshape(activation, [h * w, c]), h * w, c
+
+
+@tf.custom_gradient
+def _self_product(f):
+    """f^T f, with a gradient of one matmul: d(f^T f) . dG = f (dG + dG^T). Autodiff would
+    differentiate the two operands separately, with two matmuls of the same size."""
+    def grad(dg):
+        return tf.matmul(f, dg + tf.transpose(dg))
+    return tf.matmul(f, f, transpose_a=True), grad
+
+
+def _moments(features):
+    """Per-channel mean and population variance over positions."""
+    mean = tf.reduce_mean(features, axis=0)
+    return mean, tf.reduce_mean(tf.square(features - mean), axis=0)
+
+
+def _std(var, floor=None):
+    return tf.sqrt(var if floor is None else tf.maximum(var, floor))
+
+
+class Statistics(NamedTuple):
+    """What the style loss needs of an image's (or a part's) features at one layer, in a form
+    that parts add up to the whole: positions n, Gram sum (F + shift)^T (F + shift), per-channel
+    mean and population variance."""
+    positions: tf.Tensor
+    gram_sum: tf.Tensor
+    mean: tf.Tensor
+    var: tf.Tensor
+
+
+def _shifted(f, shift):
+    """F + shift (--ashift); F itself when the shift is 0 (fewer operations to trace)."""
+    return f + shift if shift else f
+
+
+def statistics_of(features, shift):
+    f, positions, _ = _as_matrix(features)
+    return Statistics(tf.constant(float(positions)), _self_product(_shifted(f, shift)), *_moments(f))
+
+
+def pool(a, b):
+    """The statistics of two parts together (Chan et al.'s pairwise means and variances). With
+    `a` empty (no positions), `b`'s values come out unchanged, bit for bit."""
+    n = a.positions + b.positions
+    share = b.positions / n
+    delta = b.mean - a.mean
+    return Statistics(n, a.gram_sum + b.gram_sum, a.mean + delta * share,
+                      a.var * (1.0 - share) + b.var * share + tf.square(delta) * ((1.0 - share) * share))
+
+
+def pool_all(parts):
+    """{layer: Statistics} of several parts together."""
+    out = dict(parts[0])
+    for part in parts[1:]:
+        out = {layer: pool(out[layer], part[layer]) for layer in out}
+    return out
+
+
+def _sq_sum(x):
+    return tf.reduce_sum(tf.square(x))  # = 2 * l2(x)
+
+
+def tv_loss(image, tv_weight):
+    dy = image[:, 1:, :, :] - image[:, :-1, :, :]
+    dx = image[:, :, 1:, :] - image[:, :, :-1, :]
+    # Means as products with 1 / size: the gradient of a division would also build the divisor's.
+    return tv_weight * (_sq_sum(dy) * (1.0 / int(np.prod(dy.shape)))
+                        + _sq_sum(dx) * (1.0 / int(np.prod(dx.shape))))
+
+
+class StyleTargets:
+    """What every style loss aims at, for one scale: per style, the Gram matrix (or mean and std)
+    of each style layer, and the mean and std the remapping loss uses. Computed once per scale
+    and shared by every tile of it. `chunk` (pixels a side) computes them piece by piece, for
+    style images too large for one network pass: Gram sums and moments (Chan's parallel
+    algorithm) are accumulated over the pieces; one piece gives exactly the whole-image values."""
+
+    def __init__(self, net, styles, style_blend_weights, weights, chunk=None):
+        sw = style_layer_weights(weights.style_layer_weight_exp, len(net.STYLE_LAYERS))
+        # Layers whose weight is zero cost nothing: they are neither computed nor compared.
+        self.style_layers = [(l, w) for l, w in zip(net.STYLE_LAYERS, sw) if w > 0 and weights.style_weight != 0]
+        self.distr_layers = list(net.STYLE_LAYERS) if weights.style_distr_weight != 0 else []
+        self.blend = [float(b) for b in style_blend_weights]
+        layers = sorted({l for l, _ in self.style_layers} | set(self.distr_layers), key=net.LAYERS.index)
+        self.style = []  # per style: {layer: gram A, or (mean_S, std_S)}
+        self.distr = []  # per style: {layer: (mean_S, std_S)}
+        for style in styles:
+            stats = _style_statistics(net, style, layers, weights.ashift, chunk)
+            targets, distr = {}, {}
+            for layer, (gram, moments) in stats.items():
+                if layer in dict(self.style_layers):
+                    targets[layer] = gram if weights.style_feat_type == "gram" else moments
+                if layer in self.distr_layers:
+                    distr[layer] = moments
+            self.style.append(targets)
+            self.distr.append(distr)
+
+
+def _style_statistics(net, style, layers, shift, chunk):
+    """{layer: (Gram of F + shift, (mean, population std))} of a preprocessed HxWx3 style image."""
+    height, width = style.shape[:2]
+    chunk = chunk or max(height, width)
+    pieces = []  # per piece: {layer: Statistics}; small, C x C at most
+
+    def start(offset, size):  # a sliver at the far border is widened inwards to a network-sized piece
+        return max(0, size - chunk) if size - offset < net.min_size else offset
+
+    for y in range(0, height, chunk):
+        for x in range(0, width, chunk):
+            piece = style[None, start(y, height):y + chunk, start(x, width):x + chunk]
+            feats = net.features(tf.constant(piece), layers)
+            pieces.append({layer: statistics_of(feats[layer], shift) for layer in layers})
+    whole = pool_all(pieces)
+    return {layer: (s.gram_sum / (s.positions * int(s.mean.shape[0])), (s.mean, _std(s.var)))
+            for layer, s in whole.items()}
+
+
+class TransferLoss:
+    """The loss (the module's docstring) of one scale. Targets (content activations, style Gram
+    matrices or moments) are computed once here; calling the object computes the four losses
+    (content, style, tv, total) of a [1, H, W, 3] preprocessed image with one network pass.
+    The content targets live in variables: `set_content` points the same compiled loss at
+    another content image of the same size (the next tile).
+
+    With `part=True` the image is one part of a larger one (a tile): `set_rest` gives the style
+    statistics of the rest of the image and how many times this part's statistics count (parts
+    optimised at the same time each stand for all of them); the style loss then compares the
+    whole image's statistics with the targets, and the total counts it `scale` times (the
+    whole's area over the parts'), so optimising the part descends the whole image's loss."""
+
+    def __init__(self, net, content, styles, style_blend_weights, weights, style_targets=None, part=False):
+        self.net = net
+        self.w = weights
+        cw = content_layer_weights(weights.content_weight_blend, len(net.CONTENT_LAYERS))
+        self.content_layers = [(l, w) for l, w in zip(net.CONTENT_LAYERS, cw)
+                               if w > 0 and weights.content_weight != 0]
+        self.content_targets = {l: tf.Variable(f, trainable=False) for l, f in self._content_features(content).items()}
+        targets = style_targets or StyleTargets(net, styles, style_blend_weights, weights)
+        self.style_layers, self.distr_layers, self.blend = targets.style_layers, targets.distr_layers, targets.blend
+        self.style_targets, self.distr_targets = targets.style, targets.distr
+        self.layers = sorted({l for l, _ in self.content_layers + self.style_layers} | set(self.distr_layers),
+                             key=net.LAYERS.index)
+        self.part = part
+        if part:
+            channels = {l: int(self.style_targets[0][l][0].shape[-1]) for l, _ in self.style_layers}
+            self.rest = {l: Statistics(tf.Variable(0.0), tf.Variable(tf.zeros([c, c])), tf.Variable(tf.zeros([c])),
+                                       tf.Variable(tf.zeros([c]))) for l, c in channels.items()}
+            self.scale, self.own_weight = tf.Variable(1.0), tf.Variable(1.0)
+
+    def _content_features(self, content):
+        return self.net.features(tf.constant(content[None]), [l for l, _ in self.content_layers])
+
+    def set_content(self, content):
+        for layer, f in self._content_features(content).items():
+            self.content_targets[layer].assign(f)
+
+    def set_rest(self, rest=None, own_weight=1.0, scale=1.0):
+        """The rest of the image's {layer: Statistics} (None: the image is alone), the weight of
+        this part's statistics in the whole, and the whole image's area over the parts'."""
+        for layer, variables in self.rest.items():
+            for variable, value in zip(variables, rest[layer] if rest else [tf.zeros_like(v) for v in variables]):
+                variable.assign(value)
+        self.own_weight.assign(own_weight)
+        self.scale.assign(scale)
+
+    def statistics(self, image):
+        """{layer: Statistics} of a [1, H, W, 3] preprocessed image at the style layers."""
+        feats = self.net.features(image, list(self.rest))
+        return {layer: statistics_of(feats[layer], self.w.ashift) for layer in self.rest}
+
+    def __call__(self, image):
+        w = self.w
+        feats = self.net.features(image, self.layers)
+        image_moments = {}  # per layer, shared by the distr features and the remapping loss
+
+        def moments(layer, f):
+            if layer not in image_moments:
+                image_moments[layer] = _moments(f)
+            return image_moments[layer]
+
+        content = tf.constant(0.0)
+        for layer, lw in self.content_layers:
+            target = self.content_targets[layer]
+            content += lw * _sq_sum(feats[layer] - target) * (1.0 / int(np.prod(target.shape)))
+        content *= w.content_weight
+
+        style = tf.constant(0.0)
+        for layer, lw in self.style_layers:
+            f, positions, channels = _as_matrix(feats[layer])
+            if self.part:  # the whole image's statistics: this part's pooled with the others'
+                own = statistics_of(feats[layer], w.ashift)
+                own = own._replace(positions=own.positions * self.own_weight, gram_sum=own.gram_sum * self.own_weight)
+                whole = pool(self.rest[layer], own)
+                gram, mean, var = whole.gram_sum / (whole.positions * channels), whole.mean, whole.var
+            elif w.style_feat_type == "gram":
+                gram = _self_product(_shifted(f, w.ashift)) * (1.0 / (positions * channels))
+            else:
+                mean, var = moments(layer, f)
+            if w.style_feat_type == "gram":
+                per_style = [_sq_sum(gram - t[layer]) * (1.0 / channels ** 2) for t in self.style_targets]
+            elif w.style_feat_type == "mean":
+                per_style = [_sq_sum(mean - t[layer][0]) for t in self.style_targets]
+            else:  # distr: mean and std
+                std = _std(var, STD_FLOOR)
+                per_style = [_sq_sum(mean - t[layer][0]) + _sq_sum(std - t[layer][1]) for t in self.style_targets]
+            for beta, loss in zip(self.blend, per_style):
+                style += w.style_weight * beta * lw * loss
+        pooled = style
+
+        # Distribution remapping: pull F towards its own features remapped to the style's
+        # mean/std (unshifted features, no layer or blend weight); gradients flow through T.
+        # A per-position loss like the content loss: a part needs nothing of the others for it.
+        for layer in self.distr_layers:
+            f, positions, channels = _as_matrix(feats[layer])
+            mean, var = moments(layer, f)
+            std = _std(var, STD_FLOOR)
+            for targets in self.distr_targets:
+                mean_s, std_s = targets[layer]
+                remapped = (std_s / (std + DISTR_EPS)) * (f - mean) + mean_s
+                style += w.style_distr_weight * 0.5 * _sq_sum(f - remapped) / (positions * channels)
+
+        tv = tv_loss(image, w.tv_weight)
+        total = content + style + tv
+        if self.part:  # a part's total counts the whole image's style loss `scale` times
+            total += (self.scale - 1.0) * pooled
+        return tf.stack([content, style, tv, total])
