@@ -179,7 +179,7 @@ class FeatureNetwork:
     CONTENT_LAYERS = ()
     STYLE_LAYERS = ()
     min_size = 1
-    memory_factor = 2.0  # measured peak / forward activation bytes (see estimate_memory)
+    memory_factor = 2.0  # peak over forward activation bytes (memory.py), per network
 
     @staticmethod
     def activation_elements(height, width):

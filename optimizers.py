@@ -148,8 +148,8 @@ class ScipyOptimizer(Optimizer):
     an image's gradient, at the start of each chunk). L-BFGS is unchanged by a uniform change of
     variable after its first step, so it optimises z = x / c, c = lbfgsb_scale(...) at the
     chunk's start (gtol scaled alike, so that it stops at the same gradient in x): its first step
-    then usually needs one evaluation. CG runs on x itself (`scaled` False): scaled alike it took
-    fewer evaluations but ended higher after as many iterations."""
+    then usually needs one evaluation. CG runs on x itself (`scaled` False): scaled alike it ends
+    higher after as many iterations."""
     method = ""
     options = {}
     scaled = False

@@ -120,7 +120,8 @@ def render(settings, content, styles, initial=None, log=print, on_iteration=None
     tile_sizes, estimate = memory.plan_tiles(network_class, [level[:2] for level in found], settings.optimizer.optim,
                                              weights_path, settings.tiles.tile_size, log)
     tiled_levels = {f"{w}x{h}": t for (h, w, _), t in zip(found, tile_sizes) if t}
-    params = dict(sorted(dict(settings.flags(), tiled_levels=tiled_levels).items()))
+    # As the files store them (JSON: tuples become lists), sorted by name
+    params = json.loads(json.dumps(dict(sorted(dict(settings.flags(), tiled_levels=tiled_levels).items()))))
 
     content = images.resize(content, (height, width))
     if initial is not None:

@@ -30,7 +30,7 @@ class SqueezeNet(FeatureNetwork):
     STYLE_LAYERS = FEATURE_LAYERS
     # conv1 (3x3/2 VALID) and three 3x3/2 VALID poolings need at least 31 px for fire9.
     min_size = 31
-    memory_factor = 2.2  # measured here: 279 MB peak at 512 px (beyond L-BFGS state) for 143 MB
+    memory_factor = 2.2  # calibrated by benchmarks/bench.py (the performance document)
 
     @staticmethod
     def activation_elements(height, width):

@@ -28,7 +28,7 @@ class VGG19(FeatureNetwork):
     CONTENT_LAYERS = ("relu4_2", "relu5_2")
     STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
     min_size = 16  # four 2x2 poolings: relu5 activations stay at least one pixel
-    memory_factor = 1.4  # measured here: 868 MB peak at 512 px (L-BFGS) for 652 MB of activations
+    memory_factor = 1.4  # calibrated by benchmarks/bench.py (the performance document)
 
     @staticmethod
     def activation_elements(height, width):

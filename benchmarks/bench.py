@@ -322,17 +322,17 @@ def write_vgg_file(path):
 
 STARTUP_DRIVER = """
 import os, sys, time
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # as neural_style.py sets it
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # as the command line sets it
 import tensorflow
 print(f"TENSORFLOW_IMPORTED {{time.time()!r}}", file=sys.stderr, flush=True)
 sys.path.insert(0, {root!r})
-import stylize  # imported first only to note when the first iteration ends; the pipeline imports it anyway
-advance = stylize.Progress.advance
+import stylize  # imported first only to note when iterations end; the command line imports it anyway
+progress = getattr(stylize, "Progress", None) or stylize._Progress  # (its name before the pipeline's redesign)
+advance = progress.advance
 def noted(self, *args, **kwargs):
     advance(self, *args, **kwargs)
-    if self.done == 1:
-        print(f"FIRST_ITERATION_DONE {{time.time()!r}}", file=sys.stderr, flush=True)
-stylize.Progress.advance = noted
+    print(f"ITERATION_DONE {{time.time()!r}}", file=sys.stderr, flush=True)
+progress.advance = noted
 import neural_style
 neural_style.cli()
 """
@@ -349,19 +349,20 @@ def square_content(folder, size):
     return path
 
 
-def startup_seconds(argv, env):
-    """`python neural_style.py ARGV` from its start: (seconds until `import tensorflow` is done,
-    seconds from then to the end of the first iteration). The import is timed in the same run
-    (importing it first changes nothing else): timed in another process it varied by +-0.6 s here."""
+def startup_seconds(argv, env, root=ROOT, warm_up=10):
+    """`python ROOT/neural_style.py ARGV` from its start: (seconds until `import tensorflow` is
+    done, seconds from then to the end of the first iteration, median seconds per iteration after
+    `warm_up`). The import is timed in the same run (importing it first changes nothing else):
+    timed in another process it varied by +-0.6 s."""
     started = time.time()
-    out = subprocess.run([sys.executable, "-c", STARTUP_DRIVER.format(root=ROOT), *argv], capture_output=True,
-                         text=True, env=env, cwd=ROOT)
-    stamps = dict(line.split() for line in out.stderr.splitlines()
-                  if line.startswith(("TENSORFLOW_IMPORTED ", "FIRST_ITERATION_DONE ")))
-    if len(stamps) < 2:
+    out = subprocess.run([sys.executable, "-c", STARTUP_DRIVER.format(root=root), *argv], capture_output=True,
+                         text=True, env=env, cwd=root)
+    imported = [float(line.split()[1]) for line in out.stderr.splitlines() if line.startswith("TENSORFLOW_IMPORTED ")]
+    done = [float(line.split()[1]) for line in out.stderr.splitlines() if line.startswith("ITERATION_DONE ")]
+    if out.returncode != 0 or not imported or not done:
         raise RuntimeError(f"start-up run failed:\n{out.stderr[-3000:]}")
-    imported = float(stamps["TENSORFLOW_IMPORTED"])
-    return imported - started, float(stamps["FIRST_ITERATION_DONE"]) - imported
+    gaps = [b - a for a, b in zip(done[warm_up:], done[warm_up + 1:])]
+    return imported[0] - started, done[0] - imported[0], statistics.median(gaps) if gaps else None
 
 
 def startup_cases(folder, rounds=5):
@@ -403,7 +404,7 @@ def lbfgs_cases(folder, parts=("startup", "speed", "quality", "time")):
         for name, (imported, beyond) in r["medians"].items():
             print(f"  {name}: import tensorflow {imported:.2f} s, then {beyond:.2f} s to the end of the first "
                   "iteration", flush=True)
-        imported, beyond = r["vgg_first_use"]
+        imported, beyond, _ = r["vgg_first_use"]
         print(f"  vgg 512 lbfgs on first use (converting the .mat into the cache): {beyond:.2f} s beyond the import",
               flush=True)
     if "speed" in parts:
@@ -573,51 +574,37 @@ def ray_cases(out_dir):
           "(Ray's start and the workers' start-up included)", flush=True)
 
 
-def cli_seconds(checkout, argv, env):
-    """Wall seconds of `python CHECKOUT/neural_style.py ARGV`, from the command to its exit."""
-    started = time.perf_counter()
-    out = subprocess.run([sys.executable, os.path.join(checkout, "neural_style.py"), *argv], capture_output=True,
-                         text=True, env=env, cwd=env["BENCH_FOLDER"])
-    if out.returncode != 0:
-        raise RuntimeError(f"{checkout}: neural_style.py {' '.join(argv)} failed:\n{out.stderr[-2000:]}")
-    return time.perf_counter() - started
-
-
-def compare_checkouts(other, folder, rounds=5, iterations=60):
-    """The command line of this checkout against another checkout of the project (`git worktree add
-    DIR COMMIT`), in turns, each command alternating which goes first: start-up, the wall time of a
-    run of one iteration (import tensorflow included, the same code in both); and seconds per
-    iteration, (T(1 + N) - T(1)) / N. Medians over `rounds`. SqueezeNet 256x256 with each
-    optimiser, and VGG19 256x256 (a file as large as the real one, read from the cache after a
-    first run that converts it)."""
+def compare_checkouts(other, folder, rounds=5):
+    """The command line of this checkout against another checkout of the project (`git worktree
+    add DIR COMMIT`), in turns, each round alternating which goes first: start-up beyond `import
+    tensorflow` to the end of the first iteration, and the median seconds per iteration after 10
+    of warm-up (from each iteration's end, in the same run). Medians over `rounds`. SqueezeNet
+    256x256 with each optimiser, and VGG19 256x256 (a file as large as the real one, read from the
+    cache after a first run that converts it)."""
     os.makedirs(folder, exist_ok=True)
     mat = write_vgg_file(os.path.join(folder, "imagenet-vgg-verydeep-19.mat"))
-    content = square_content(folder, 256)
-    style = os.path.join(INPUTS, "starry_night.jpg")
-    env = dict(os.environ, XDG_CACHE_HOME=os.path.join(folder, "cache"), BENCH_FOLDER=folder)
-    cases = {f"sqz 256 {optim}": ["--network-type", "sqz", "--optim", optim] for optim in ("lbfgs", "lbfgs-device", "adam")}
-    cases["vgg 256 lbfgs"] = ["--network-file", mat, "--optim", "lbfgs"]
-    counts = {name: (iterations if name.startswith("sqz") else 10) for name in cases}
+    common = ["--content", square_content(folder, 256), "--styles", os.path.join(INPUTS, "starry_night.jpg"),
+              "--no-collage", "--output", os.path.join(folder, "out.png")]
+    cases = {f"sqz 256 {optim}": ["--network-type", "sqz", "--optim", optim, "--iterations", "150"]
+             for optim in ("lbfgs", "lbfgs-device", "adam")}
+    cases["vgg 256 lbfgs"] = ["--network-file", mat, "--optim", "lbfgs", "--iterations", "40"]
     checkouts = {"this": ROOT, "other": os.path.abspath(other)}
-    common = ["--content", content, "--styles", style, "--no-collage", "--output", os.path.join(folder, "out.png")]
-    cli_seconds(ROOT, common + cases["vgg 256 lbfgs"] + ["--iterations", "1"], env)  # converts the VGG file once
-    times = {(name, which, n): [] for name in cases for which in checkouts for n in (1, 1 + counts[name])}
+    env = dict(os.environ, XDG_CACHE_HOME=os.path.join(folder, "cache"))
+    startup_seconds(common + cases["vgg 256 lbfgs"], env)  # converts the VGG file into the cache once
+    times = {(name, which): [] for name in cases for which in checkouts}
     for r in range(rounds):
         for name, flags in cases.items():
             for which in (("this", "other") if r % 2 == 0 else ("other", "this")):
-                for n in (1, 1 + counts[name]):
-                    times[name, which, n].append(cli_seconds(checkouts[which], common + flags + ["--iterations", str(n)],
-                                                             env))
+                times[name, which].append(startup_seconds(common + flags, env, checkouts[which]))
     print(cpu_description())
-    print(f"the command line, this checkout ({ROOT}) against {checkouts['other']}: start-up (wall seconds of a "
-          f"1-iteration run, import tensorflow included) and seconds per iteration; medians of {rounds}, in turns")
-    print(f"  {'case':18} {'start this':>10} {'start other':>11} {'ratio':>6} {'s/it this':>10} {'s/it other':>10} "
+    print(f"the command line, this checkout ({ROOT}) against {checkouts['other']}: start-up beyond import "
+          f"tensorflow and seconds per iteration after warm-up; medians of {rounds}, in turns")
+    print(f"  {'case':20} {'start this':>10} {'start other':>11} {'ratio':>6} {'s/it this':>10} {'s/it other':>10} "
           f"{'ratio':>6}")
     for name in cases:
-        start = {w: statistics.median(times[name, w, 1]) for w in checkouts}
-        per = {w: statistics.median((b - a) / counts[name] for a, b in
-                                    zip(times[name, w, 1], times[name, w, 1 + counts[name]])) for w in checkouts}
-        print(f"  {name:18} {start['this']:10.2f} {start['other']:11.2f} {start['this'] / start['other']:6.3f} "
+        start = {w: statistics.median(t[1] for t in times[name, w]) for w in checkouts}
+        per = {w: statistics.median(t[2] for t in times[name, w]) for w in checkouts}
+        print(f"  {name:20} {start['this']:10.2f} {start['other']:11.2f} {start['this'] / start['other']:6.3f} "
               f"{per['this']:10.4f} {per['other']:10.4f} {per['this'] / per['other']:6.3f}", flush=True)
 
 

@@ -26,6 +26,7 @@ def folders(tmp_path, small_images):
     return contents, styles, out
 
 
+@pytest.mark.slow  # four pairs, three times
 def test_batch_runs_every_pair_and_resumes(folders, sqz_weights, capsys):
     contents, styles, out = folders
     argv = ["--contents", str(contents), "--styles", str(styles), "--output-dir", str(out),

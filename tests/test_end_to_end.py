@@ -10,6 +10,8 @@ import pytest
 import images
 from conftest import ROOT, run_tool
 
+pytestmark = pytest.mark.slow  # the command line end to end
+
 
 def totals(stdout):
     return [float(v) for v in re.findall(r"^total loss: (\S+)$", stdout, re.M)]

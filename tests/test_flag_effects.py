@@ -73,6 +73,7 @@ IMAGE_FLAGS = [  # (flags, baseline)
 ]
 
 
+@pytest.mark.slow  # a run for each flag
 @pytest.mark.parametrize("flags, base", IMAGE_FLAGS, ids=[" ".join(f) for f, _ in IMAGE_FLAGS])
 def test_flag_changes_the_image(runner, small_images, flags, base):
     flags = [small_images["the_scream.jpg"] if f == "PLACEHOLDER_SCREAM" else f for f in flags]
@@ -82,11 +83,13 @@ def test_flag_changes_the_image(runner, small_images, flags, base):
     assert differs(baseline, changed)
 
 
+@pytest.mark.slow  # a run for each flag
 def test_preserve_colors_before_writes_no_stray_files(runner):
     _, files = runner("--preserve-colors", "before")
     assert list(files) == ["out.png"]
 
 
+@pytest.mark.slow  # a run for each flag
 def test_same_flags_same_image_and_seed_makes_noise_reproducible(runner):
     a, _ = runner("--initial-noiseblend", "0.5", "--seed", "1")
     b, _ = runner("--initial-noiseblend", "0.5", "--seed", "1", "--out-postfix", "again")
@@ -95,6 +98,7 @@ def test_same_flags_same_image_and_seed_makes_noise_reproducible(runner):
     assert differs(a, c)
 
 
+@pytest.mark.slow  # a run for each flag
 def test_interm_and_h_preserve_colors_and_max_hierarchy(runner):
     """These act on the intermediate levels only: a content of 272 px has two levels."""
     single, _ = runner(width=272)
@@ -106,6 +110,7 @@ def test_interm_and_h_preserve_colors_and_max_hierarchy(runner):
     assert np.array_equal(interm, h_pc)  # the same coefficients, by two routes
 
 
+@pytest.mark.slow  # a run for each flag
 def test_width_output_collage_and_postfix(runner):
     image, _ = runner("--width", "80")
     assert image.shape == (53, 80, 3)  # floor(300 / 451 * 80)
@@ -134,6 +139,7 @@ def test_print_iterations_and_checkpoints(small_images, sqz_weights, tmp_path, c
                                                               "c0042x0064-0012.jpg"]
 
 
+@pytest.mark.slow  # a run for each flag
 def test_scipy_lbfgs_iterations_total_equals_the_flag_when_split(small_images, sqz_weights, tmp_path, capsys):
     """SciPy's L-BFGS-B in checkpoint chunks of 50: 120 iterations run as 50 + 50 + 20, never overshooting."""
     neural_style.main(["--content", small_images["cat.png"], "--styles", small_images["starry_night.jpg"],
@@ -146,6 +152,7 @@ def test_scipy_lbfgs_iterations_total_equals_the_flag_when_split(small_images, s
                                                               "c0042x0064-0120.png"]
 
 
+@pytest.mark.slow  # a run for each flag
 def test_device_lbfgs_checkpoints_do_not_restart_it(small_images, sqz_weights, sqz_net, tmp_path, capsys):
     """--optim lbfgs-device keeps its history over checkpoints: checkpoints every 10 iterations
     are written (not raised to 50, no warning) and change nothing in the result (compared in

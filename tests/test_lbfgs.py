@@ -110,6 +110,7 @@ def pair(content_name, style_name, width):
 PAIRS = (("cat.png", "starry_night.jpg"), ("coffee.png", "the_scream.jpg"), ("cat.png", "shipwreck.jpg"))
 
 
+@pytest.mark.slow  # many iterations
 def test_quality_gate_against_scipy(sqz_net):
     """Real images, real SqueezeNet weights, 128 px: after 50, 200 and 500 iterations the device
     L-BFGS's loss, averaged over the three pairs, is at most 1% above SciPy L-BFGS-B's from the
@@ -159,6 +160,7 @@ def test_first_step_of_a_nonnegative_loss_needs_one_evaluation(sqz_net):
     assert evaluations[True] == 1 and evaluations[False] >= 4, evaluations
 
 
+@pytest.mark.slow  # many iterations
 def test_scipy_lbfgs_first_steps_need_one_evaluation(sqz_net):
     """--optim lbfgs (SciPy's L-BFGS-B, on a rescaled image: stylize.lbfgsb_scale): the first
     iteration needs one evaluation beyond the start's, and so does the first after a checkpoint
@@ -183,6 +185,7 @@ def test_scipy_lbfgs_first_steps_need_one_evaluation(sqz_net):
     assert last.losses[3] < 0.2 * totals[0]  # and it optimises: 387,000 after one iteration, 52,000 after 60
 
 
+@pytest.mark.slow  # many iterations
 @pytest.mark.parametrize("optim", ["lbfgs", "lbfgs-device", "cg", "adam"])
 def test_the_same_run_twice_gives_the_same_image(sqz_net, optim):
     """The same flags give the same image: three runs, each with its own compiled loss and

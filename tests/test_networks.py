@@ -40,6 +40,7 @@ def test_bundled_npz_and_the_original_mat_give_identical_features(sqz_net, sqz_m
         np.testing.assert_array_equal(a[layer].numpy(), b[layer].numpy())
 
 
+@pytest.mark.slow  # the conversion script end to end
 def test_conversion_script_reproduces_the_bundled_file(sqz_mat, tmp_path, capsys):
     """convert_sqz_weights.py turns an original-layout .mat into exactly the bundled arrays, and
     --check tells a file that differs. (CI also checks the bundled file against ../shared's

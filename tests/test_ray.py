@@ -20,6 +20,7 @@ from conftest import ROOT, input_path, run_tool
 
 ONE_THREAD = {"TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1"}
 RAY = os.path.join(os.path.dirname(sys.executable), "ray")
+pytestmark = pytest.mark.slow  # a real Ray cluster
 
 
 @pytest.fixture(scope="module")

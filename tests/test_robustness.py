@@ -46,7 +46,10 @@ def replace(argv, flag, value):
     return argv
 
 
-def bad_files(tmp_path, small_images):
+@pytest.fixture(scope="module")
+def bad_files(tmp_path_factory, small_images):
+    """Files that are not images, made once for the module (the bomb takes a second to write)."""
+    tmp_path = tmp_path_factory.mktemp("bad files")
     text = tmp_path / "notes.jpg"
     text.write_text("this is not an image\n")
     empty = tmp_path / "empty.png"
@@ -63,8 +66,8 @@ def bad_files(tmp_path, small_images):
 @pytest.mark.parametrize("kind, message", [
     ("missing", "not found"), ("text", "not an image file"), ("empty", "not an image file"),
     ("truncated", "could not be read"), ("bomb", "too large to load safely")])
-def test_bad_image_files(base, tmp_path, small_images, capsys, flag, kind, message):
-    path = tmp_path / "nope.jpg" if kind == "missing" else bad_files(tmp_path, small_images)[kind]
+def test_bad_image_files(base, tmp_path, bad_files, capsys, flag, kind, message):
+    path = tmp_path / "nope.jpg" if kind == "missing" else bad_files[kind]
     code, lines = cli(replace(base, flag, path), capsys)
     assert code == 1
     assert len(lines) == 1 and message in lines[0] and str(path) in lines[0]
@@ -245,6 +248,7 @@ def test_atomic_writes_leave_no_truncated_file(tmp_path, monkeypatch):
         assert os.stat(path).st_mode & 0o777 == 0o666 & ~mask
 
 
+@pytest.mark.slow  # the command line end to end
 @pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_interrupting_a_real_run_writes_the_best_image(small_images, sqz_weights, tmp_path, signum, code):
     out = tmp_path / "out.png"

@@ -128,6 +128,7 @@ def seam_contrast(image, axis):
     return np.abs(np.diff(image.astype(float), axis=axis)).mean(axis=(1 - axis, 2))
 
 
+@pytest.mark.slow  # the command line end to end
 def test_tiled_run_has_no_seams_and_keeps_the_quality(tmp_path):
     """384x255, 128 px tiles (12 tiles) against the same run whole, real images and weights."""
     common = ["--content", input_path("cat.png"), "--styles", input_path("starry_night.jpg"),
@@ -173,6 +174,7 @@ def test_tiled_run_has_no_seams_and_keeps_the_quality(tmp_path):
     assert whole_loss(tiled) < 0.5 * whole_loss(content)  # and it did stylise
 
 
+@pytest.mark.slow  # the command line end to end
 @pytest.mark.parametrize("optim", ["adam", "cg"])
 def test_tiled_checkpoints_colours_and_optimizers(tmp_path, optim):
     out = tmp_path / "out.png"
@@ -200,6 +202,7 @@ def test_tile_size_flag_is_validated():
         neural_style.main(["--content", "c.jpg", "--styles", "s.jpg", "--tile-size", "64"])
 
 
+@pytest.mark.slow  # the command line end to end
 def test_interrupting_a_tiled_run_writes_the_whole_best_image(tmp_path):
     """Ctrl-C in the middle of a tiled level: the whole image (every tile's best so far blended
     in) is written, marked partial; the checkpoints already written stay."""
