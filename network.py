@@ -1,8 +1,13 @@
 """What the two feature networks share: finding and reading weights files, the layer ops,
 and the interface the losses use (FeatureNetwork)."""
+import hashlib
+import json
 import os
+import shutil
 import sys
 from dataclasses import dataclass
+
+import platformdirs
 
 import numpy as np
 import tensorflow as tf
@@ -29,7 +34,6 @@ def install_dirs():
 
 def cache_dir():
     """The user cache directory for weights (~/.cache/neural-style on Linux)."""
-    import platformdirs
     return platformdirs.user_cache_dir("neural-style", appauthor=False)
 
 
@@ -75,7 +79,6 @@ CONVERTED_FOLDER = "converted"
 
 
 def _file_digest(path):
-    import hashlib
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 22), b""):
@@ -90,8 +93,6 @@ def cached_conversion(path, kind, convert):
     (the network copies each array once, into its own constant); an index maps the file's path,
     size and modification time to it, so the file is hashed only when it is new or has changed.
     A cache that cannot be read or written is passed over (the file is converted again)."""
-    import json
-    import shutil
     folder = os.path.join(cache_dir(), CONVERTED_FOLDER)
     index_path = os.path.join(folder, "index.json")
     stat = os.stat(path)

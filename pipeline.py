@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
+from PIL import Image
 
 import images
 import names
@@ -41,7 +42,6 @@ class Result:
     @property
     def image(self):
         """The result as a PIL image (8-bit RGB)."""
-        from PIL import Image
         return Image.fromarray(images.to_uint8(self.pixels))
 
     @property

@@ -1,4 +1,4 @@
-"""luma_transfer and build_collage (SPEC section 8): every colour mode against an independent
+"""luma_transfer and build_collage (their docstrings): every colour mode against an independent
 computation on real images, the collage geometry, and both standalone tools end to end in a
 folder whose path contains a space."""
 import math

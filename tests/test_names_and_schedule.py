@@ -1,5 +1,5 @@
-"""Auto-generated output names (SPEC 4), parsing them back (SPEC 8), the hierarchy schedule
-and colour coefficients (SPEC 5)."""
+"""Auto-generated output names and parsing them back (names.py), the hierarchy schedule and
+colour coefficients (hierarchy.py)."""
 import pytest
 
 import hierarchy

@@ -1,5 +1,5 @@
 """Weights files: the bundled SqueezeNet weights and their conversion, loading both networks,
-the lookup order of SPEC section 2, downloads through tf.keras.utils.get_file (checked against
+the lookup order (network.find_weights), downloads through tf.keras.utils.get_file (checked against
 a file:// origin, since these machines are offline), and clear errors for missing or wrong files."""
 import dataclasses
 import hashlib
