@@ -91,6 +91,8 @@ def run_levels(settings, content, styles, initial, net, found, tile_sizes=None, 
         height, width, iterations = found[level]
         level_content = images.resize(content.astype(np.float32), (height, width))
         running = images.resize(running, (height, width))
+        if not settings.losses.unbounded:  # resizing (Lanczos) overshoots at edges
+            level_content, running = np.clip(level_content, 0.0, 255.0), np.clip(running, 0.0, 255.0)
         start = 0.9 * running + 0.1 * level_content
         level_styles = [images.resize(s.astype(np.float32), size)
                         for s, size in zip(styles, style_sizes(styles, settings.style_scales, width))]

@@ -1,6 +1,6 @@
-"""L-BFGS that stays on the device (--optim lbfgs-device).
+"""L-BFGS that stays on the device (--optim lbfgs).
 
-The algorithm of SciPy's L-BFGS-B without bounds: 10 correction pairs, the Moré-Thuente line
+The algorithm of SciPy's L-BFGS-B (--optim lbfgs-scipy) without bounds: 10 correction pairs, the Moré-Thuente line
 search of MINPACK-2 (dcsrch: it ends on a step that satisfies the strong Wolfe conditions) with
 L-BFGS-B's tolerances, a first step of length 1 (or, for a loss known never to be negative, a
 share of Polyak's step: see _first_step), at most 20 evaluations per line search, a restart from

@@ -18,7 +18,12 @@ activations at a layer of H x W positions and C channels, and l2(x) = sum(x^2) /
   + mean_S on the unshifted features; gradients flow through T.
 - Total variation: tv_weight * 2 * (l2(dy) / size(dy) + l2(dx) / size(dx)), dy and dx the
   vertical and horizontal neighbour differences of the image.
-- Total = content + style + total variation.
+- Pixel range (unless --unbounded): the image the losses above see is the image clipped to
+  0..255 (before the mean pixel is subtracted), the image a file will hold, and a range term
+  range_weight * 2 * l2(x - clip(x)) / size(x) pulls values outside back (0 for an image within
+  the range), so that what is saved is what was optimised. --unbounded optimises the image as it
+  is, as the original did; saving then clips it.
+- Total = content + style + total variation (+ the range term).
 
 Images are [1, H, W, 3] float32 RGB with the network's mean pixel subtracted.
 """
@@ -27,6 +32,7 @@ from typing import NamedTuple
 import numpy as np
 import tensorflow as tf
 
+RANGE_WEIGHT = 1000.0      # of the range term: strong enough to bring values outside back within an iteration or two
 STD_FLOOR = 1e-5            # std_F = sqrt(max(var_F, STD_FLOOR)): finite gradient for dead channels
 DISTR_EPS = 1e-5            # T = std_S / (std_F + DISTR_EPS) * (F - mean_F) + mean_S
 LOSS_NAMES = ("content", "style", "tv", "total")
@@ -115,6 +121,24 @@ def pool_all(parts):
     for part in parts[1:]:
         out = {layer: pool(out[layer], part[layer]) for layer in out}
     return out
+
+
+def _clip(image, low):
+    """(`image` clipped to low..low + 255 per channel, the sum of squares of what was cut off),
+    with one gradient for both: inside the range the clipped image's, outside the sum's.
+    (TensorFlow's own clipping also differentiates with respect to the bounds, with reductions
+    over the whole image at every evaluation.)"""
+    low = tf.constant(low, tf.float32)
+
+    @tf.custom_gradient
+    def clip(x):
+        inside = tf.clip_by_value(x, low, low + 255.0)
+        outside = x - inside
+
+        def grad(d_inside, d_sum):
+            return tf.where(tf.equal(outside, 0.0), d_inside, (2.0 * d_sum) * outside)
+        return (inside, tf.reduce_sum(tf.square(outside))), grad
+    return clip(image)
 
 
 def _sq_sum(x):
@@ -226,11 +250,17 @@ class TransferLoss:
 
     def statistics(self, image):
         """{layer: Statistics} of a [1, H, W, 3] preprocessed image at the style layers."""
-        feats = self.net.features(image, list(self.rest))
+        feats = self.net.features(self._in_range(image)[0], list(self.rest))
         return {layer: statistics_of(feats[layer], self.w.ashift) for layer in self.rest}
+
+    def _in_range(self, image):
+        """(The image as a file holds it: clipped to 0..255, the sum of squares of what was cut
+        off), or (the image, None) with --unbounded."""
+        return (image, None) if self.w.unbounded else _clip(image, -self.net.mean_pixel)
 
     def __call__(self, image):
         w = self.w
+        image, cut_off = self._in_range(image)
         feats = self.net.features(image, self.layers)
         image_moments = {}  # per layer, shared by the distr features and the remapping loss
 
@@ -282,6 +312,8 @@ class TransferLoss:
 
         tv = tv_loss(image, w.tv_weight)
         total = content + style + tv
+        if cut_off is not None:
+            total += RANGE_WEIGHT * cut_off * (1.0 / int(np.prod(image.shape)))
         if self.part:  # a part's total counts the whole image's style loss `scale` times
             total += (self.scale - 1.0) * pooled
         return tf.stack([content, style, tv, total])

@@ -85,12 +85,15 @@ def build_parser():
                         "(default: %(default)s)")
     g.add_argument("--tv-weight", type=float, default=D["tv_weight"], metavar="W",
                    help="total variation (smoothness) weight, >= 0 (default: %(default)s)")
+    g.add_argument("--unbounded", action="store_true",
+                   help="optimise the image without keeping its pixels within 0..255, as the original did "
+                        "(saving then clips it, which loses part of what was optimised)")
 
     g = p.add_argument_group("optimiser")
     g.add_argument("--optim", default=D["optim"], choices=optimizers.NAMES,
-                   help="optimiser: lbfgs (SciPy's L-BFGS-B, as the original), lbfgs-device (the same algorithm "
-                        "in TensorFlow, its state on the device: for GPUs, and checkpoints keep its history), cg "
-                        "(SciPy's conjugate gradient) or adam (default: %(default)s)")
+                   help="optimiser: lbfgs (L-BFGS in TensorFlow, its state on the device; checkpoints keep its "
+                        "history), lbfgs-scipy (SciPy's L-BFGS-B, as the original ran it), cg (SciPy's conjugate "
+                        "gradient) or adam (default: %(default)s)")
     g.add_argument("--iterations", type=int, default=D["iterations"], metavar="N",
                    help="iterations at full size (default: %(default)s)")
 

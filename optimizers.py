@@ -174,7 +174,7 @@ class ScipyOptimizer(Optimizer):
             tqdm.write(f"warning: --checkpoint-iterations {every} raised to {chunk} for {cls.name}", file=sys.stderr)
         if chunk < iterations:
             tqdm.write(f"warning: checkpoints split the {cls.name} run every {chunk} iterations; each split "
-                       "restarts the optimizer, which hurts convergence (--optim lbfgs-device keeps its history)",
+                       "restarts the optimizer, which hurts convergence (--optim lbfgs keeps its history)",
                        file=sys.stderr)
         return chunk
 
@@ -235,7 +235,7 @@ class ScipyOptimizer(Optimizer):
 
 class ScipyLBFGSB(ScipyOptimizer):
     """SciPy's L-BFGS-B, as the original tool ran it."""
-    name = "lbfgs"
+    name = "lbfgs-scipy"
     method = "L-BFGS-B"
     options = SCIPY_L_BFGS_B
     scaled = True
@@ -352,7 +352,7 @@ class Adam(DeviceOptimizer):
 class DeviceLBFGS(DeviceOptimizer):
     """L-BFGS in TensorFlow (lbfgs.py): SciPy's algorithm, its state on the device, its history
     kept over checkpoints."""
-    name = "lbfgs-device"
+    name = "lbfgs"
 
     @classmethod
     def bytes_per_value(cls):
@@ -366,7 +366,7 @@ class DeviceLBFGS(DeviceOptimizer):
         self.state = lbfgs.LBFGS(stylizer.loss_and_grad, stylizer.shape, polyak_share=FIRST_STEP_POLYAK)
 
 
-OPTIMIZERS = {cls.name: cls for cls in (ScipyLBFGSB, DeviceLBFGS, ScipyCG, Adam)}
+OPTIMIZERS = {cls.name: cls for cls in (DeviceLBFGS, ScipyLBFGSB, ScipyCG, Adam)}
 NAMES = tuple(OPTIMIZERS)
 
 

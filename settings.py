@@ -48,6 +48,7 @@ class LossWeights:
     style_feat_type: str = "gram"
     tv_weight: float = 100.0
     ashift: float = 0.0
+    unbounded: bool = False  # optimise without keeping the pixel range, as the original (losses.py)
 
 
 @dataclass(frozen=True)

@@ -160,7 +160,7 @@ def stylize(net, initial, content, styles, style_blend_weights, weights=LossWeig
             stopped = chosen.run(end, progress, best)
             if progress.done == end < iterations:  # a checkpoint
                 chosen.sync(best)
-                yield Step(end, best_pixels(net, best), False, best.losses)
+                yield Step(end, best_pixels(net, best, stylizer.loss.w), False, best.losses)
             if stopped:  # converged: no more iterations run
                 progress.done = chosen.iterations_done(progress.done)
                 break
@@ -168,15 +168,17 @@ def stylize(net, initial, content, styles, style_blend_weights, weights=LossWeig
         chosen.finish(best)
         progress.close()
         show(best.losses)
-        yield Step(progress.done, best_pixels(net, best), True, best.losses)
+        yield Step(progress.done, best_pixels(net, best, stylizer.loss.w), True, best.losses)
     except (Interrupted, NumericalError, KeyboardInterrupt) as e:
         if started:
             chosen.sync(best)
-        raise Stopped(e, best_pixels(net, best)) from None
+        raise Stopped(e, best_pixels(net, best, stylizer.loss.w)) from None
     finally:
         progress.close()
 
 
-def best_pixels(net, best):
-    """The best image as HxWx3 float32 pixel values."""
-    return net.unprocess(np.asarray(best.image[0], dtype=np.float32))
+def best_pixels(net, best, weights):
+    """The best image as HxWx3 float32 pixel values: clipped to 0..255 as its loss saw it, unless
+    --unbounded."""
+    pixels = net.unprocess(np.asarray(best.image[0], dtype=np.float32))
+    return pixels if weights.unbounded else np.clip(pixels, 0.0, 255.0)

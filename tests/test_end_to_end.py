@@ -17,7 +17,7 @@ def totals(stdout):
     return [float(v) for v in re.findall(r"^total loss: (\S+)$", stdout, re.M)]
 
 
-@pytest.mark.parametrize("optim", ["lbfgs", "cg", "adam"])
+@pytest.mark.parametrize("optim", ["lbfgs", "lbfgs-scipy", "cg", "adam"])
 def test_each_optimizer_lowers_the_loss_and_changes_the_image(optim, small_images, sqz_weights, tmp_path):
     out = tmp_path / "out.png"
     result = run_tool("neural_style.py", "--content", small_images["coffee.png"],
@@ -50,7 +50,7 @@ def test_default_output_is_the_auto_named_collage(small_images, sqz_weights, tmp
 
 
 def test_three_level_hierarchy_with_checkpoints(small_images, sqz_weights, tmp_path):
-    """A 3-level run needs a shorter side above 256 px (SPEC 5): this test alone uses 400x265."""
+    """A 3-level run needs a shorter side above 256 px (hierarchy.py): this test alone uses 400x265."""
     from conftest import input_path
     out = tmp_path / "out.jpg"
     result = run_tool("neural_style.py", "--content", input_path("cat.png"),

@@ -1,4 +1,4 @@
-"""Every flag of SPEC section 4 has an effect: each case changes one flag from a small
+"""Every flag of neural_style.py has an effect: each case changes one flag from a small
 baseline run (in process, real SqueezeNet weights, real images) and checks what it changes."""
 import os
 
@@ -144,7 +144,7 @@ def test_scipy_lbfgs_iterations_total_equals_the_flag_when_split(small_images, s
     """SciPy's L-BFGS-B in checkpoint chunks of 50: 120 iterations run as 50 + 50 + 20, never overshooting."""
     neural_style.main(["--content", small_images["cat.png"], "--styles", small_images["starry_night.jpg"],
                        "--network-type", "sqz", "--network-file", sqz_weights, "--iterations", "120",
-                       "--width", "64", "--checkpoint-iterations", "10", "--tv-weight", "1", "--optim", "lbfgs",
+                       "--width", "64", "--checkpoint-iterations", "10", "--tv-weight", "1", "--optim", "lbfgs-scipy",
                        "--checkpoint-output", str(tmp_path / "c%s.png"), "--output", str(tmp_path / "o.png")])
     err = capsys.readouterr().err
     assert "raised to 50" in err and "hurts convergence" in err
@@ -154,14 +154,14 @@ def test_scipy_lbfgs_iterations_total_equals_the_flag_when_split(small_images, s
 
 @pytest.mark.slow  # a run for each flag
 def test_device_lbfgs_checkpoints_do_not_restart_it(small_images, sqz_weights, sqz_net, tmp_path, capsys):
-    """--optim lbfgs-device keeps its history over checkpoints: checkpoints every 10 iterations
+    """--optim lbfgs keeps its history over checkpoints: checkpoints every 10 iterations
     are written (not raised to 50, no warning) and change nothing in the result (compared in
     process, on one stylizer)."""
     from settings import LossWeights, OptimizerSettings
     from stylize import Stylizer, stylize
     argv = ["--content", small_images["cat.png"], "--styles", small_images["starry_night.jpg"], "--network-type", "sqz",
             "--network-file", sqz_weights, "--iterations", "30", "--width", "64", "--no-collage",
-            "--optim", "lbfgs-device", "--output", str(tmp_path / "split.png"), "--checkpoint-iterations", "10",
+            "--optim", "lbfgs", "--output", str(tmp_path / "split.png"), "--checkpoint-iterations", "10",
             "--checkpoint-output", str(tmp_path / "c%s.png")]
     neural_style.main(argv)
     out = capsys.readouterr()
@@ -171,7 +171,7 @@ def test_device_lbfgs_checkpoints_do_not_restart_it(small_images, sqz_weights, s
     content = images.resize_to_width(images.load_image(small_images["cat.png"]).astype(np.float32), 64)
     style = images.resize_to_width(images.load_image(small_images["starry_night.jpg"]).astype(np.float32), 64)
     stylizer = Stylizer(sqz_net, content, [style], [1.0], LossWeights())
-    plain, split = (list(stylize(sqz_net, content, content, [style], [1.0], optimizer=OptimizerSettings("lbfgs-device"), iterations=30,
+    plain, split = (list(stylize(sqz_net, content, content, [style], [1.0], optimizer=OptimizerSettings("lbfgs"), iterations=30,
                                  checkpoint_iterations=every, stylizer=stylizer, quiet=True))
                     for every in (None, 10))
     assert [step.iteration for step in split] == [10, 20, 30]

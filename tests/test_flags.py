@@ -64,7 +64,7 @@ def test_help_groups_flags_and_gives_defaults():
     text = neural_style.build_parser().format_help()
     for group in ("input and output", "network", "losses", "optimiser", "hierarchy", "colour", "Adam"):
         assert f"{group}:" in text
-    assert "(default: lbfgs)" in text and "{lbfgs,lbfgs-device,cg,adam}" in text
+    assert "(default: lbfgs)" in text and "{lbfgs,lbfgs-scipy,cg,adam}" in text
     assert "(default: 1000)" in text and "(default: 1e-08)" in text
 
 

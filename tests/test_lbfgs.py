@@ -1,4 +1,4 @@
-"""The device L-BFGS (--optim lbfgs-device, lbfgs.py) against SciPy's L-BFGS-B (--optim lbfgs), and the
+"""The device L-BFGS (--optim lbfgs, lbfgs.py) against SciPy's L-BFGS-B (--optim lbfgs-scipy), and the
 latter's first steps."""
 import numpy as np
 import pytest
@@ -124,11 +124,11 @@ def test_quality_gate_against_scipy(sqz_net):
         content, style = pair(content_name, style_name, 128)
         stylizer = Stylizer(sqz, content, [style], [1.0], LossWeights())
         ours = {step.iteration: step.losses[3] for step in
-                stylize(sqz, content, content, [style], [1.0], optimizer=OptimizerSettings("lbfgs-device"), iterations=marks[-1],
+                stylize(sqz, content, content, [style], [1.0], optimizer=OptimizerSettings("lbfgs"), iterations=marks[-1],
                         checkpoint_iterations=50, stylizer=stylizer, quiet=True)}
-        assert int(stylizer.optimizers["lbfgs-device"].state.iterations.numpy()) == marks[-1]  # --iterations counts iterations
+        assert int(stylizer.optimizers["lbfgs"].state.iterations.numpy()) == marks[-1]  # --iterations counts iterations
         theirs = {}
-        for step in stylize(sqz, content, content, [style], [1.0], optimizer=OptimizerSettings("lbfgs"), iterations=marks[-1],
+        for step in stylize(sqz, content, content, [style], [1.0], optimizer=OptimizerSettings("lbfgs-scipy"), iterations=marks[-1],
                             stylizer=stylizer, quiet=True,
                             on_iteration=lambda i, losses: theirs.__setitem__(i, losses[3])):
             pass
@@ -162,7 +162,7 @@ def test_first_step_of_a_nonnegative_loss_needs_one_evaluation(sqz_net):
 
 @pytest.mark.slow  # many iterations
 def test_scipy_lbfgs_first_steps_need_one_evaluation(sqz_net):
-    """--optim lbfgs (SciPy's L-BFGS-B, on a rescaled image: stylize.lbfgsb_scale): the first
+    """--optim lbfgs-scipy (SciPy's L-BFGS-B, on a rescaled image: optimizers.lbfgsb_scale): the first
     iteration needs one evaluation beyond the start's, and so does the first after a checkpoint
     restarts SciPy, whose start is not evaluated again (L-BFGS-B's own step of length 1 took
     about six here, and SciPy evaluated the start twice)."""
@@ -174,7 +174,7 @@ def test_scipy_lbfgs_first_steps_need_one_evaluation(sqz_net):
         evaluations.append(1)
         return compiled(image)
     stylizer.loss_and_grad = counted
-    *_, last = stylize(sqz_net, content, content, [style], [1.0], optimizer=OptimizerSettings("lbfgs"), iterations=60,
+    *_, last = stylize(sqz_net, content, content, [style], [1.0], optimizer=OptimizerSettings("lbfgs-scipy"), iterations=60,
                        stylizer=stylizer,
                        checkpoint_iterations=50, quiet=True,
                        on_iteration=lambda i, losses: (marks.append(len(evaluations)), totals.append(losses[3])))
@@ -186,7 +186,7 @@ def test_scipy_lbfgs_first_steps_need_one_evaluation(sqz_net):
 
 
 @pytest.mark.slow  # many iterations
-@pytest.mark.parametrize("optim", ["lbfgs", "lbfgs-device", "cg", "adam"])
+@pytest.mark.parametrize("optim", ["lbfgs", "lbfgs-scipy", "cg", "adam"])
 def test_the_same_run_twice_gives_the_same_image(sqz_net, optim):
     """The same flags give the same image: three runs, each with its own compiled loss and
     optimizer (as two invocations of the command have), agree to the bit. (The device L-BFGS

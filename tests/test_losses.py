@@ -1,7 +1,7 @@
-"""Each loss of SPEC section 6 against an independent NumPy computation on small arrays.
+"""Each loss of losses.py's docstring against an independent NumPy computation on small arrays.
 
 The network's activations are taken once from TensorFlow; every formula below is written
-again in NumPy (float64) from the SPEC text, not by calling the project's code."""
+again in NumPy (float64) from those formulas, not by calling the project's code."""
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -102,7 +102,7 @@ def test_total_loss_matches_numpy(data, kind, ashift):
     content, styles, image = data
     net = tiny_net()
     w = LossWeights(content_weight=3.0, content_weight_blend=0.4, style_weight=70.0, style_layer_weight_exp=1.7,
-                    style_distr_weight=0.0, style_feat_type=kind, tv_weight=2.5, ashift=ashift)
+                    style_distr_weight=0.0, style_feat_type=kind, tv_weight=2.5, ashift=ashift, unbounded=True)
     blend = [0.25, 0.75]
     loss = TransferLoss(net, net.preprocess(content), [net.preprocess(s) for s in styles], blend, w)
     got = loss(tf.constant(net.preprocess(image)[None])).numpy()
@@ -202,7 +202,7 @@ def test_network_stops_at_the_deepest_needed_layer(data):
     assert len(convs) == 2  # a and b, never c
 
 
-@pytest.mark.parametrize("optim", ["lbfgs", "lbfgs-device", "cg", "adam"])
+@pytest.mark.parametrize("optim", ["lbfgs", "lbfgs-scipy", "cg", "adam"])
 def test_traced_once_and_targets_computed_once_per_level(data, optim, monkeypatch):
     """However many iterations and checkpoints, the loss-and-gradient function is traced once
     and the content and style targets are computed once (one eager network pass each)."""
@@ -220,7 +220,7 @@ def test_traced_once_and_targets_computed_once_per_level(data, optim, monkeypatc
     stylizer = Stylizer(net, content, styles, [0.5, 0.5], LossWeights())
     assert eager_passes == [(1,) + content.shape, (1,) + styles[0].shape, (1,) + styles[1].shape]
     steps = list(stylize(net, image, content, styles, [0.5, 0.5], optimizer=OptimizerSettings(optim), iterations=60,
-                         checkpoint_iterations=7 if optim in ("adam", "lbfgs-device") else 50, print_iterations=5,
+                         checkpoint_iterations=7 if optim in ("adam", "lbfgs") else 50, print_iterations=5,
                          stylizer=stylizer))
     assert steps[-1].final and len(steps) >= 2 and not steps[0].final
     assert stylizer.traces == 1

@@ -183,13 +183,13 @@ def test_unusual_images_run_end_to_end(base, tmp_path, capsys):
 def test_memory_estimate():
     sizes = lambda w: [(w * 3 // 4, w)]  # noqa: E731
     for cls in (vgg.VGG19, squeezenet.SqueezeNet):
-        small, large = (memory.estimate_memory(cls, sizes(w), "lbfgs") for w in (256, 512))
+        small, large = (memory.estimate_memory(cls, sizes(w), "lbfgs-scipy") for w in (256, 512))
         assert 3.5 < large / small < 4.5  # activations grow with the pixel count
-        assert memory.estimate_memory(cls, sizes(512) + sizes(256), "lbfgs") == large  # levels run one at a time
+        assert memory.estimate_memory(cls, sizes(512) + sizes(256), "lbfgs-scipy") == large  # levels run one at a time
     # Calibrated on this machine (benchmarks/bench.py measures the peaks): VGG19 at 512x512 with
-    # L-BFGS peaked at 1.0 GB above the process baseline, SqueezeNet at 0.44 GB.
-    vgg_512 = memory.estimate_memory(vgg.VGG19, [(512, 512)], "lbfgs")
-    sqz_512 = memory.estimate_memory(squeezenet.SqueezeNet, [(512, 512)], "lbfgs")
+    # SciPy's L-BFGS-B peaked at 1.0 GB above the process baseline, SqueezeNet at 0.44 GB.
+    vgg_512 = memory.estimate_memory(vgg.VGG19, [(512, 512)], "lbfgs-scipy")
+    sqz_512 = memory.estimate_memory(squeezenet.SqueezeNet, [(512, 512)], "lbfgs-scipy")
     assert 0.87e9 < vgg_512 < 1.6e9
     assert 0.44e9 < sqz_512 < 0.9e9
     assert memory.estimate_memory(vgg.VGG19, [(512, 512)], "adam") < vgg_512
