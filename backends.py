@@ -1,11 +1,15 @@
 """The feature networks by --network-type: `vgg` (VGG19, vgg.py) and `sqz` (SqueezeNet v1.1,
 squeezenet.py), their weights files and the precision they compute in."""
+import time
+
 import device
 import network
 import squeezenet
 import vgg
 
 NETWORKS = {"vgg": vgg, "sqz": squeezenet}
+PROBE_SIDES = (192, 384)    # iteration_seconds' two passes
+ITERATION_OVERHEAD = 0.01   # seconds of an iteration beside the network's passes
 
 
 def network_class(network_type):
@@ -34,3 +38,28 @@ def load(settings, weights_path=None):
     path = weights_path or find_weights(settings)
     return NETWORKS[settings.network_type].load(path, settings.pooling,
                                                 compute_dtype(settings.precision, settings.network_type))
+
+
+def iteration_seconds(net):
+    """(seconds per pixel, seconds) of an iteration on this machine, estimated: forward and backward
+    passes of the network at two sizes, each timed after a first one, give the cost of a pixel (the
+    difference) and the network's `iteration_over_pass` its ratio to an iteration; ITERATION_OVERHEAD
+    is the optimiser's and the host's part."""
+    tf = device.tf
+    layer = net.deepest(net.STYLE_LAYERS + net.CONTENT_LAYERS)
+
+    def timed(side):
+        image = tf.zeros([1, side, side, 3])
+
+        def one_pass():
+            with tf.GradientTape() as tape:
+                tape.watch(image)
+                total = tf.reduce_sum(net.features(image, [layer])[layer])
+            return tape.gradient(total, image).numpy()
+        one_pass()
+        started = time.perf_counter()
+        one_pass()
+        return time.perf_counter() - started
+    small, large = PROBE_SIDES
+    per_pixel = max(timed(large) - timed(small), 0.0) / (large ** 2 - small ** 2)
+    return per_pixel * net.iteration_over_pass, ITERATION_OVERHEAD

@@ -9,6 +9,16 @@ level, none runs fewer than 25 iterations. Levels run from the smallest. Each st
 (first: --initial resized to the content, or the content itself). Each style image is scaled
 to style_scale * level width / its own width.
 
+--max-hierarchy auto, for prints: the size is halved while the width stays at least 256 px; the
+smallest level, which sets the composition and the style's large shapes, runs --iterations, each
+larger one half as many as the one below (at least 25). Each style image is scaled with the level
+as above but never beyond its own width (its strokes stay sharp, and a print gets finer strokes
+up close). Each level after the first refines it rather than painting it again: an anchor term,
+anchor_weight * mean((avgpool_f(x) - first)^2), keeps the image, averaged over f x f blocks (f
+the level's width over the first's), at the first level's result, so that the print seen whole is
+as stylised as the first level and the larger levels add detail. (A level in tiles has no
+anchor.)
+
 Colour preservation: a level's result becomes c * yuv + (1 - c) * result, yuv its YCbCr luma
 transfer of the content's colours (luma_transfer.py). On level 0, c = 1 for --preserve-colors
 all or out; on the others, for all or interm (or --h-preserve-colors), with L levels,
@@ -27,6 +37,8 @@ from tiles import stylize_tiled
 
 MIN_LEVEL_SIDE = 128        # a new level is added while the last one's shorter side exceeds this
 MIN_LEVEL_ITERATIONS = 25   # with several levels, none runs fewer iterations
+AUTO_FIRST_WIDTH = 256      # --max-hierarchy auto: the smallest level is at least this wide
+SINGLE_LEVEL_WARNING = 1024  # wider than this in one level, the style paints only fine texture
 
 
 class Level(NamedTuple):
@@ -37,6 +49,8 @@ class Level(NamedTuple):
 
 def levels(height, width, iterations, max_hierarchy):
     """[Level] with level 0 the full size (the module's docstring)."""
+    if max_hierarchy == "auto":
+        return auto_levels(height, width, iterations)
     found = [Level(height, width, iterations)]
     k = 1
     while min(found[-1][:2]) > MIN_LEVEL_SIDE and len(found) < max_hierarchy:
@@ -45,6 +59,30 @@ def levels(height, width, iterations, max_hierarchy):
     if len(found) > 1:
         found = [Level(h, w, max(MIN_LEVEL_ITERATIONS, n)) for h, w, n in found]
     return found
+
+
+def auto_levels(height, width, iterations):
+    """--max-hierarchy auto's levels (the module's docstring), level 0 the full size."""
+    count = 1
+    while width // 2 ** count >= AUTO_FIRST_WIDTH:
+        count += 1
+    return [Level(height // 2 ** k, width // 2 ** k,
+                  iterations if k == count - 1 else max(MIN_LEVEL_ITERATIONS, iterations // 2 ** (count - 1 - k)))
+            for k in range(count)]
+
+
+def describe(found, tile_sizes=None, seconds=None):
+    """The plan of a run in one line: its levels, smallest first, with their iterations and tiles,
+    and the time estimate."""
+    tile_sizes = tile_sizes or [None] * len(found)
+    parts = [f"{w}x{h} ({n} it.{f', in tiles of {t} px' if t else ''})"
+             for (h, w, n), t in reversed(list(zip(found, tile_sizes)))]
+    estimate = f"; about {minutes(seconds)} on this machine" if seconds else ""
+    return f"plan: {len(found)} level{'s' if len(found) > 1 else ''}, {', '.join(parts)}{estimate}"
+
+
+def minutes(seconds):
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} minutes"
 
 
 def color_coefficient(level, level_count, preserve_colors, h_preserve_colors):
@@ -59,17 +97,18 @@ def color_coefficient(level, level_count, preserve_colors, h_preserve_colors):
     return 0.0
 
 
-def style_sizes(styles, scales, width):
-    """(height, width) of each style image at a level of this width."""
-    return [images.size_at_width(s.shape, max(1, round(scale * width))) for s, scale in zip(styles, scales)]
+def style_sizes(styles, scales, width, capped=False):
+    """(height, width) of each style image at a level of this width; `capped`: never beyond its own."""
+    return [images.size_at_width(s.shape, min(s.shape[1], round(scale * width)) if capped else max(1, round(scale * width)))
+            for s, scale in zip(styles, scales)]
 
 
-def check_sizes(found, styles, scales, network_class):
+def check_sizes(found, styles, scales, network_class, capped=False):
     """Every image at every level must be large enough for the network (checked up front)."""
     name = network_class.__name__
     for height, width, _ in found:
         for (h, w), what in [((height, width), "the content"),
-                             *((size, "a style image") for size in style_sizes(styles, scales, width))]:
+                             *((size, "a style image") for size in style_sizes(styles, scales, width, capped))]:
             if min(h, w) < network_class.min_size:
                 raise ToolError(f"{what} would be {w}x{h} px, too small for {name}: it needs at least "
                                 f"{network_class.min_size} px on each side (use a larger --width or "
@@ -86,7 +125,9 @@ def run_levels(settings, content, styles, initial, net, found, tile_sizes=None, 
     Stopped with the best image so far at full size."""
     rng = np.random.default_rng(settings.inputs.seed)
     blend = settings.style_blend_weights
+    auto = settings.hierarchy.max_hierarchy == "auto"
     running = (initial if initial is not None else content).astype(np.float32)
+    first = None  # auto: the smallest level's result, which the larger ones refine
     for level in reversed(range(len(found))):
         height, width, iterations = found[level]
         level_content = images.resize(content.astype(np.float32), (height, width))
@@ -95,7 +136,7 @@ def run_levels(settings, content, styles, initial, net, found, tile_sizes=None, 
             level_content, running = np.clip(level_content, 0.0, 255.0), np.clip(running, 0.0, 255.0)
         start = 0.9 * running + 0.1 * level_content
         level_styles = [images.resize(s.astype(np.float32), size)
-                        for s, size in zip(styles, style_sizes(styles, settings.style_scales, width))]
+                        for s, size in zip(styles, style_sizes(styles, settings.style_scales, width, auto))]
         desc = f"level {len(found) - level}/{len(found)} {width}x{height}" if len(found) > 1 else None
         if len(found) > 1:
             log(f"hierarchy level {len(found) - level}/{len(found)}: {width}x{height}, {iterations} iterations")
@@ -110,7 +151,9 @@ def run_levels(settings, content, styles, initial, net, found, tile_sizes=None, 
                 steps = stylize_tiled(net, start, level_content, level_styles, blend, settings.losses, tile,
                                       workers=workers, **common)
             else:
-                steps = stylize(net, start, level_content, level_styles, blend, settings.losses, **common)
+                anchor = (first, width // first.shape[1]) if first is not None else None
+                steps = stylize(net, start, level_content, level_styles, blend, settings.losses, anchor=anchor,
+                                **common)
             for step in steps:
                 if on_checkpoint and settings.output.checkpoint_iterations:
                     on_checkpoint(step, height, width)
@@ -121,4 +164,6 @@ def run_levels(settings, content, styles, initial, net, found, tile_sizes=None, 
                                         settings.hierarchy.h_preserve_colors)
         if coefficient:
             running = coefficient * colortransfer(level_content, running, "yuv") + (1 - coefficient) * running
+        if auto and first is None:
+            first = running
     return running

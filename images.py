@@ -1,12 +1,15 @@
 """Image input and output, in one place: load any image as 8-bit RGB, resize, save atomically."""
+import functools
 import io
 import os
 import re
+import struct
 import tempfile
 import warnings
+import zlib
 
 import numpy as np
-from PIL import Image, ImageOps, JpegImagePlugin, PngImagePlugin
+from PIL import Image, ImageCms, ImageOps, JpegImagePlugin, PngImagePlugin, TiffImagePlugin
 
 from errors import ToolError, UsageError
 
@@ -167,17 +170,53 @@ def image_format(path):
     return Image.registered_extensions().get(ext)
 
 
-def save_image(path, image, params=None):
+ICC_FORMATS = ("JPEG", "PNG", "TIFF", "WEBP")  # Pillow stores an ICC profile in these
+DEEP_FORMATS = ("PNG", "TIFF")  # can hold 16 bits per channel (--bit-depth 16)
+
+
+@functools.lru_cache(maxsize=None)
+def srgb_profile():
+    """The bytes of an sRGB ICC profile (Little CMS's, through Pillow), which every output carries:
+    the pixel values are sRGB, as print services and colour-managed viewers expect to be told."""
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+
+
+def to_uint16(image):
+    """0..255 values (clipped) as 16-bit ones, 0..65535: the optimised image's precision kept."""
+    return np.round(np.clip(np.asarray(image, np.float64), 0, 255) * 257.0).astype(np.uint16)
+
+
+def save_image(path, image, params=None, bit_depth=8):
     """Write an image (clipped to 0..255) atomically: a temporary file in the same folder,
     renamed into place, so an interrupted write never leaves a truncated image.
 
-    `params` (a string) is stored in the file: a PNG text chunk or a JPEG comment.
+    `params` (a string) is stored in the file: a PNG text chunk, a JPEG comment or a TIFF image
+    description. Every format that can carries an sRGB ICC profile. `bit_depth` 16 (PNG and TIFF)
+    keeps 16 bits per channel.
     """
     fmt = image_format(path)
     if fmt is None:
         raise ToolError(f"cannot tell the image format from the output name: {path}")
-    img = Image.fromarray(to_uint8(image))
-    options = {}
+    if bit_depth == 16 and fmt not in DEEP_FORMATS:
+        raise ToolError(f"16 bits per channel need a .png or .tif output, not {path}")
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.splitext(path)[1], dir=folder)
+    os.close(fd)
+    try:
+        if bit_depth == 16:
+            (_write_png16 if fmt == "PNG" else _write_tiff16)(tmp, to_uint16(image), params)
+        else:
+            _write_8bit(tmp, fmt, to_uint8(image), params)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes the file private; an image should not be
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def _write_8bit(path, fmt, pixels, params):
+    options = {"icc_profile": srgb_profile()} if fmt in ICC_FORMATS else {}
     if fmt == "JPEG":
         options["quality"] = JPEG_QUALITY
         if params:
@@ -186,17 +225,46 @@ def save_image(path, image, params=None):
         info = PngImagePlugin.PngInfo()
         info.add_text(PARAMS_KEY, params)
         options["pnginfo"] = info
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.splitext(path)[1], dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            img.save(f, format=fmt, **options)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes the file private; an image should not be
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    elif fmt == "TIFF":
+        options["compression"] = "tiff_adobe_deflate"
+        if params:
+            options["description"] = _ascii(f"{PARAMS_KEY}: {params}")
+    with open(path, "wb") as f:
+        Image.fromarray(pixels).save(f, format=fmt, **options)
+
+
+def _png_chunk(kind, payload):
+    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+
+def _write_png16(path, pixels, params):
+    """A 16-bit RGB PNG (Pillow writes none): the sRGB profile (iCCP), the parameters (iTXt, UTF-8),
+    the rows with PNG's Up filter (each byte less the byte above), deflated."""
+    height, width, _ = pixels.shape
+    rows = pixels.astype(">u2").reshape(height, width * 3).view(np.uint8)
+    filtered = rows.copy()
+    filtered[1:] -= rows[:-1]  # modulo 256, as the Up filter is defined
+    data = np.concatenate([np.full((height, 1), 2, np.uint8), filtered], axis=1)  # 2: the Up filter
+    with open(path, "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n")
+        f.write(_png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 16, 2, 0, 0, 0)))
+        f.write(_png_chunk(b"iCCP", b"sRGB\x00\x00" + zlib.compress(srgb_profile())))
+        if params:
+            f.write(_png_chunk(b"iTXt", PARAMS_KEY.encode() + b"\x00\x00\x00\x00\x00" + params.encode("utf-8")))
+        f.write(_png_chunk(b"IDAT", zlib.compress(data.tobytes(), 6)))
+        f.write(_png_chunk(b"IEND", b""))
+
+
+def _write_tiff16(path, pixels, params):
+    """A 16-bit RGB TIFF (deflated) with the sRGB profile and the parameters, through tifffile."""
+    import tifffile  # only for 16-bit TIFFs
+    tifffile.imwrite(path, pixels, photometric="rgb", compression="zlib", iccprofile=srgb_profile(),
+                     description=_ascii(f"{PARAMS_KEY}: {params}") if params else None, metadata=None)
+
+
+def _ascii(text):
+    """TIFF's text tags hold 7-bit ASCII (the parameters' JSON is, but for what it escapes)."""
+    return text.encode("ascii", "backslashreplace").decode("ascii")
 
 
 def _umask():
@@ -210,11 +278,14 @@ def read_params(path):
     try:
         with Image.open(path) as img:
             if isinstance(img, JpegImagePlugin.JpegImageFile):
-                comment = img.info.get("comment", b"")
-                text = comment.decode("utf-8", "replace") if isinstance(comment, bytes) else comment
-                prefix = f"{PARAMS_KEY}: "
-                return text[len(prefix):] if text.startswith(prefix) else None
-            return img.info.get(PARAMS_KEY)
+                text = img.info.get("comment", b"")
+            elif isinstance(img, TiffImagePlugin.TiffImageFile):
+                text = img.tag_v2.get(270, "")  # ImageDescription
+            else:
+                return img.info.get(PARAMS_KEY)
+            text = text.decode("utf-8", "replace") if isinstance(text, bytes) else text
+            prefix = f"{PARAMS_KEY}: "
+            return text[len(prefix):] if text.startswith(prefix) else None
     except FileNotFoundError:
         raise ToolError(f"file not found: {path}") from None
     except (OSError, SyntaxError) as e:

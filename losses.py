@@ -23,7 +23,9 @@ activations at a layer of H x W positions and C channels, and l2(x) = sum(x^2) /
   range_weight * 2 * l2(x - clip(x)) / size(x) pulls values outside back (0 for an image within
   the range), so that what is saved is what was optimised. --unbounded optimises the image as it
   is, as the original did; saving then clips it.
-- Total = content + style + total variation (+ the range term).
+- Anchor (--max-hierarchy auto, the levels after the first): anchor_weight * 2 * l2(avgpool_f(x)
+  - A) / size(A), A the first level's result, f the level's size over A's (hierarchy.py).
+- Total = content + style + total variation (+ the range term, + the anchor).
 
 Images are [1, H, W, 3] float32 RGB with the network's mean pixel subtracted.
 """
@@ -32,6 +34,7 @@ from typing import NamedTuple
 import numpy as np
 import tensorflow as tf
 
+ANCHOR_WEIGHT = 1000.0     # of the anchor: the larger levels of --max-hierarchy auto add detail, not new strokes
 RANGE_WEIGHT = 1000.0      # of the range term: strong enough to bring values outside back within an iteration or two
 STD_FLOOR = 1e-5            # std_F = sqrt(max(var_F, STD_FLOOR)): finite gradient for dead channels
 DISTR_EPS = 1e-5            # T = std_S / (std_F + DISTR_EPS) * (F - mean_F) + mean_S
@@ -213,9 +216,12 @@ class TransferLoss:
     whole image's statistics with the targets, and the total counts it `scale` times (the
     whole's area over the parts'), so optimising the part descends the whole image's loss."""
 
-    def __init__(self, net, content, styles, style_blend_weights, weights, style_targets=None, part=False):
+    def __init__(self, net, content, styles, style_blend_weights, weights, style_targets=None, part=False,
+                 anchor=None):
         self.net = net
         self.w = weights
+        # (A [1, h, w, 3], f): the image averaged over f x f blocks is held at A (the anchor term)
+        self.anchor = anchor and (tf.constant(anchor[0][None]), int(anchor[1]))
         cw = content_layer_weights(weights.content_weight_blend, len(net.CONTENT_LAYERS))
         self.content_layers = [(l, w) for l, w in zip(net.CONTENT_LAYERS, cw)
                                if w > 0 and weights.content_weight != 0]
@@ -314,6 +320,11 @@ class TransferLoss:
         total = content + style + tv
         if cut_off is not None:
             total += RANGE_WEIGHT * cut_off * (1.0 / int(np.prod(image.shape)))
+        if self.anchor:
+            target, f = self.anchor
+            height, width = target.shape[1:3]
+            coarse = tf.nn.avg_pool2d(image[:, :height * f, :width * f], f, f, "VALID")
+            total += ANCHOR_WEIGHT * _sq_sum(coarse - target) * (1.0 / int(np.prod(target.shape)))
         if self.part:  # a part's total counts the whole image's style loss `scale` times
             total += (self.scale - 1.0) * pooled
         return tf.stack([content, style, tv, total])

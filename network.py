@@ -181,6 +181,7 @@ class FeatureNetwork:
     STYLE_LAYERS = ()
     min_size = 1
     memory_factor = 2.0  # peak over forward activation bytes (memory.py), per network
+    iteration_over_pass = 1.0  # an iteration's time over a forward and backward pass (backends.iteration_seconds)
 
     @staticmethod
     def activation_elements(height, width):

@@ -4,6 +4,7 @@
 
 The command line: parses and checks the flags, runs the pipeline (pipeline.py), reports.
 """
+import argparse
 import json
 import sys
 import time
@@ -45,6 +46,9 @@ def build_parser():
                    help="checkpoint file name; %%s becomes HHHHxWWWW-IIII (default: %(default)s)")
     g.add_argument("--checkpoint-iterations", type=int, metavar="N",
                    help="write a checkpoint every N iterations (L-BFGS/CG: at least 50; default: none)")
+    g.add_argument("--bit-depth", type=int, default=D["bit_depth"], choices=(8, 16),
+                   help="bits per channel of the output: 16 keeps the optimised image's precision, for prints "
+                        "(a .png or .tif --output; checkpoints stay 8-bit) (default: %(default)s)")
     g.add_argument("--no-collage", action="store_true",
                    help="write the plain result instead of the collage of result, content and style")
 
@@ -115,9 +119,10 @@ def build_parser():
                    help="GPUs each Ray task asks for (default: %(default)s)")
 
     g = p.add_argument_group("hierarchy")
-    g.add_argument("--max-hierarchy", type=int, default=D["max_hierarchy"], metavar="L",
+    g.add_argument("--max-hierarchy", type=levels_or_auto, default=D["max_hierarchy"], metavar="L",
                    help="up to L scales, each half the size of the next, smallest first; 1 is plain "
-                        "single-scale transfer (default: %(default)s)")
+                        "single-scale transfer; auto chooses the scales, their iterations (--iterations for "
+                        "the smallest) and the styles' sizes for the width, for prints (default: %(default)s)")
 
     g = p.add_argument_group("colour")
     g.add_argument("--preserve-colors", default=D["preserve_colors"], choices=PRESERVE_COLORS,
@@ -137,6 +142,16 @@ def build_parser():
     g.add_argument("--show-params", metavar="FILE",
                    help="print the parameters stored in an output file and exit")
     return p
+
+
+def levels_or_auto(text):
+    """--max-hierarchy's value: a number of levels, or auto."""
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of levels or auto, got {text!r}") from None
 
 
 def settings_from(args):

@@ -28,6 +28,7 @@ from luma_transfer import colortransfer
 from settings import Settings
 
 PARTIAL = {"interrupted": "interrupted", "numerical": "stopped: the loss was not finite"}
+TILE_COST = 1.25  # a level in tiles costs about this much more per pixel (their overlaps)
 
 
 @dataclass(frozen=True)
@@ -51,10 +52,11 @@ class Result:
     def params_text(self, **extra):
         return json.dumps(dict(self.params, **extra))
 
-    def save(self, path):
-        """Write the image (the extension picks the format) with its settings stored in the file."""
+    def save(self, path, bit_depth=8):
+        """Write the image (the extension picks the format) with its settings stored in the file;
+        `bit_depth` 16 keeps 16 bits per channel (.png, .tif)."""
         images.check_writable(path)
-        images.save_image(path, self.pixels, self.params_text())
+        images.save_image(path, self.pixels, self.params_text(), bit_depth)
 
 
 class Progress(NamedTuple):
@@ -115,7 +117,8 @@ def render(settings, content, styles, initial=None, log=print, on_iteration=None
     height, width = images.size_at_width(content.shape, width) if width else content.shape[:2]
     found = hierarchy.levels(height, width, settings.hierarchy.iterations, settings.hierarchy.max_hierarchy)
     network_class = backends.network_class(settings.network.network_type)
-    hierarchy.check_sizes(found, styles, settings.style_scales, network_class)
+    auto = settings.hierarchy.max_hierarchy == "auto"
+    hierarchy.check_sizes(found, styles, settings.style_scales, network_class, capped=auto)
     weights_path = backends.find_weights(settings.network)
     tile_sizes, estimate = memory.plan_tiles(network_class, [level[:2] for level in found], settings.optimizer.optim,
                                              weights_path, settings.tiles.tile_size, log)
@@ -129,6 +132,14 @@ def render(settings, content, styles, initial=None, log=print, on_iteration=None
     if settings.hierarchy.preserve_colors == "before":
         styles = [colortransfer(content, style, "hsv") for style in styles]
     net = backends.load(settings.network, weights_path)
+    if auto:
+        per_pixel, overhead = backends.iteration_seconds(net)
+        seconds = sum(n * (overhead + per_pixel * h * w * (TILE_COST if t else 1.0))
+                      for (h, w, n), t in zip(found, tile_sizes))
+        log(hierarchy.describe(found, tile_sizes, seconds))
+    elif len(found) == 1 and width > hierarchy.SINGLE_LEVEL_WARNING:
+        print(f"warning: one level at {width} px paints the style's strokes at a small scale only: "
+              "--max-hierarchy auto paints large ones first, then refines them", file=sys.stderr)
     workers = None
     if settings.tiles.ray and any(tile_sizes):
         import cluster  # optional: Ray
@@ -168,7 +179,7 @@ def run(settings, log=print):
     check_outputs(settings, output)
     content, styles, initial = load_images(settings.inputs)
     result = render(settings, content, styles, initial, log)
-    images.save_image(output, result.pixels, result.params_text())
+    images.save_image(output, result.pixels, result.params_text(), settings.output.bit_depth)
     return result, output
 
 
@@ -197,5 +208,5 @@ def transfer(content, styles, progress=None, **settings):
     if result.stopped is not None:
         print(f"neural-style: {result.partial}: the result is the best image so far (partial)", file=sys.stderr)
     if chosen.output.output:
-        result.save(chosen.output.output)
+        result.save(chosen.output.output, chosen.output.bit_depth)
     return result

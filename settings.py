@@ -8,6 +8,7 @@ them (`neural_style.py --show-params FILE`).
 """
 import dataclasses
 import math
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -64,7 +65,7 @@ class OptimizerSettings:
 class Hierarchy:
     """The scales a run optimises (hierarchy.py), and the colour kept at each."""
     iterations: int = 1000
-    max_hierarchy: int = 1
+    max_hierarchy: int = 1  # or "auto": the levels, their iterations and style sizes for the width (prints)
     preserve_colors: str = "none"
     h_preserve_colors: bool = False
 
@@ -94,6 +95,7 @@ class Output:
     print_iterations: int = None
     checkpoint_iterations: int = None
     checkpoint_output: str = "checkpoint%s.jpg"
+    bit_depth: int = 8  # of the output: 16 keeps 16 bits per channel (.png or .tif)
 
 
 GROUPS = {"inputs": Inputs, "losses": LossWeights, "optimizer": OptimizerSettings, "hierarchy": Hierarchy,
@@ -170,9 +172,12 @@ def check(v):
     for flag, name, allowed in choices:
         if v[name] not in allowed:
             raise UsageError(f"{flag} must be one of {', '.join(allowed)}, got {v[name]!r}")
+    if v["max_hierarchy"] != "auto" and not isinstance(v["max_hierarchy"], int):
+        raise UsageError(f"--max-hierarchy must be a number of levels or auto, got {v['max_hierarchy']!r}")
+    levels = None if v["max_hierarchy"] == "auto" else v["max_hierarchy"]
     for flag, value, low in (("--iterations", v["iterations"], 1), ("--print-iterations", v["print_iterations"], 1),
                              ("--checkpoint-iterations", v["checkpoint_iterations"], 1),
-                             ("--width", v["width"], 1), ("--max-hierarchy", v["max_hierarchy"], 1)):
+                             ("--width", v["width"], 1), ("--max-hierarchy", levels, 1)):
         if value is not None and value < low:
             raise UsageError(f"{flag} must be at least {low}, got {value}")
     for flag, value in (("--content-weight-blend", v["content_weight_blend"]),
@@ -212,6 +217,10 @@ def check(v):
         raise UsageError(f"--eps must be above 0, got {v['eps']}")
     if v["cpus_per_task"] < 1 or not v["gpus_per_task"] >= 0:
         raise UsageError("--cpus-per-task must be at least 1 and --gpus-per-task 0 or more")
+    if v["bit_depth"] not in (8, 16):
+        raise UsageError(f"--bit-depth must be 8 or 16, got {v['bit_depth']}")
+    if v["bit_depth"] == 16 and os.path.splitext(v["output"] or ".jpg")[1].lower() not in (".png", ".tif", ".tiff"):
+        raise UsageError("--bit-depth 16 needs an --output ending in .png or .tif (JPEG holds 8 bits per channel)")
     tile_size = v["tile_size"]
     if tile_size is not None and tile_size != 0 and tile_size < MIN_TILE_SIZE:
         raise UsageError(f"--tile-size must be 0 (no tiles) or at least {MIN_TILE_SIZE}, got {tile_size}")

@@ -31,12 +31,13 @@ class Stylizer:
     """Compiles the loss-and-gradient function of one scale, traced once."""
 
     def __init__(self, net, content, styles, style_blend_weights, weights, jit_compile=False, style_targets=None,
-                 part=False):
+                 part=False, anchor=None):
         device.graph_rewrites_off_on_cpu()
         self.net = net
         self.shape = (1,) + content.shape
+        anchor = anchor and (net.preprocess(np.asarray(anchor[0], np.float32)), anchor[1])
         self.loss = TransferLoss(net, net.preprocess(content), [net.preprocess(s) for s in styles],
-                                 style_blend_weights, weights, style_targets, part)
+                                 style_blend_weights, weights, style_targets, part, anchor)
         self.optimizers = {}  # compiled device optimizers (Adam by hyperparameters, L-BFGS), reused across tiles
         self._statistics = None  # compiled on first use (parts only)
         self.traces = 0  # how often TensorFlow traced loss_and_grad (tests check it is once)
@@ -120,7 +121,7 @@ class Progress:
 def stylize(net, initial, content, styles, style_blend_weights, weights=LossWeights(),
             optimizer=OptimizerSettings(), iterations=1000, print_iterations=None, checkpoint_iterations=None,
             initial_noiseblend=0.0, rng=None, desc=None, jit_compile=False, stylizer=None, on_iteration=None,
-            bar=None, quiet=False):
+            bar=None, quiet=False, anchor=None):
     """Optimise an image of `content`'s size from `initial` with the optimiser of `optimizer`
     (settings.OptimizerSettings), for `iterations`.
 
@@ -130,11 +131,13 @@ def stylize(net, initial, content, styles, style_blend_weights, weights=LossWeig
     `on_iteration(i, losses)` is called after every iteration (losses: the four losses, or None
     where a device optimiser's losses were not read back: they are at least every 10 iterations).
     A caller optimising tiles passes the tile's `stylizer` (aimed at the tile's content) and a
-    shared progress `bar`; `quiet` prints no loss lines and shows no bar of its own.
+    shared progress `bar`; `quiet` prints no loss lines and shows no bar of its own. `anchor`
+    (pixels, f): an image of 1/f the size that the image, averaged over f x f blocks, is held at
+    (--max-hierarchy auto: the larger levels refine the first one).
     """
     optimizer_class = optimizers.OPTIMIZERS[optimizer.optim]
     importing = optimizer_class.preload()
-    stylizer = stylizer or Stylizer(net, content, styles, style_blend_weights, weights, jit_compile)
+    stylizer = stylizer or Stylizer(net, content, styles, style_blend_weights, weights, jit_compile, anchor=anchor)
     x0 = start_image(net, initial, initial_noiseblend, rng)[None]
 
     chosen = optimizers.make(stylizer, optimizer)

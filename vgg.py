@@ -29,6 +29,7 @@ class VGG19(FeatureNetwork):
     STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
     min_size = 16  # four 2x2 poolings: relu5 activations stay at least one pixel
     memory_factor = 1.4  # calibrated by benchmarks/bench.py (the performance document)
+    iteration_over_pass = 1.2  # calibrated by benchmarks/quality.py --print (the performance document)
 
     @staticmethod
     def activation_elements(height, width):

@@ -13,7 +13,6 @@ images of examples/inputs.
 """
 import argparse
 import os
-import statistics
 import sys
 import tempfile
 import time

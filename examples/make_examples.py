@@ -1,16 +1,21 @@
-"""Re-create every image in examples/ (the README's gallery) with this project's own tools.
+"""Re-create every image of the README's gallery (examples/) with this project's own tools, from the
+photos and paintings of examples/inputs/full alone (their sources and licences are listed there).
 
-    python examples/make_examples.py [--shared ../shared]
+    python examples/make_examples.py            # the gallery (about 10 minutes on 2 CPU cores)
+    python examples/make_examples.py --print    # only the print: 4096 px with --max-hierarchy auto
 
-SqueezeNet v1.1, the photos and paintings of ../shared/images, fixed seeds. About 5 minutes on
-2 CPU cores. Every image carries the flags it was made with (`neural_style.py --show-params`).
+SqueezeNet v1.1 (the bundled weights), fixed seeds. Every image carries the flags it was made with
+(`python neural_style.py --show-params examples/FILE`).
 """
 import argparse
+import json
 import os
 import sys
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
+INPUTS = os.path.join(HERE, "inputs", "full")
 sys.path.insert(0, ROOT)
 
 import images  # noqa: E402
@@ -18,88 +23,99 @@ import neural_style  # noqa: E402
 from luma_transfer import colortransfer  # noqa: E402
 
 WIDTH = 320
+CAT, COFFEE, ROCKET, ASTRONAUT = (os.path.join(INPUTS, n) for n in ("cat.png", "coffee.jpg", "rocket.jpg",
+                                                                     "astronaut.jpg"))
+STARRY, SCREAM, SHIPWRECK = (os.path.join(INPUTS, n) for n in ("starry_night.jpg", "the_scream.jpg", "shipwreck.jpg"))
+PRINT_FLAGS = ["--content", ROCKET, "--styles", STARRY, "--network-type", "sqz", "--width", "4096",
+               "--max-hierarchy", "auto", "--iterations", "500", "--seed", "1", "--no-collage"]
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--shared", default=os.path.join(os.path.dirname(ROOT), "shared"))
-    parser.add_argument("--tiled", metavar="FILE",
-                        help="only the tiled print-size example: make FILE (4096 px wide, about 15 minutes on 2 "
-                             "cores; an existing FILE made with these flags is reused) and its two gallery views")
-    args = parser.parse_args()
-    if args.tiled:
-        return tiled_example(args.tiled)
-    pictures = os.path.join(args.shared, "images")
-    weights = os.path.join(args.shared, "weights", "sqz_notop.mat")
-    cat, tubingen = os.path.join(pictures, "cat.png"), os.path.join(pictures, "tubingen.jpg")
-    starry, shipwreck = os.path.join(pictures, "starry_night.jpg"), os.path.join(pictures, "shipwreck.jpg")
-    nude = os.path.join(pictures, "seated-nude.jpg")
+def run(name, content, style, *flags, collage=False, width=WIDTH, iterations=300):
+    out = os.path.join(HERE, name)
+    argv = ["--content", content, "--styles", style, "--network-type", "sqz", "--width", str(width),
+            "--iterations", str(iterations), "--seed", "1", "--output", out, *map(str, flags)]
+    if not collage:
+        argv.append("--no-collage")
+    print(f"== {name}", flush=True)
+    neural_style.main(argv)
+    return out
 
-    def run(name, content, style, *flags, collage=False, width=WIDTH, iterations=300):
-        out = os.path.join(HERE, name)
-        argv = ["--content", content, "--styles", style, "--network-type", "sqz", "--network-file", weights,
-                "--width", str(width), "--iterations", str(iterations), "--seed", "1", "--output", out,
-                *map(str, flags)]
-        if not collage:
-            argv.append("--no-collage")
-        print(f"== {name}", flush=True)
-        neural_style.main(argv)
-        return out
 
+def gallery():
     # The collage that neural_style.py writes by default.
-    run("collage.jpg", tubingen, starry, collage=True)
+    run("collage.jpg", ROCKET, STARRY, collage=True)
 
     # Hierarchy: each level's result, written as a checkpoint at its end.
-    run("hierarchy.jpg", tubingen, starry, "--max-hierarchy", "3", "--checkpoint-iterations", "100000",
+    run("hierarchy.jpg", ROCKET, STARRY, "--max-hierarchy", "3", "--checkpoint-iterations", "100000",
         "--checkpoint-output", os.path.join(HERE, "hierarchy_%s.jpg"), width=512, iterations=200)
-    os.remove(os.path.join(HERE, "hierarchy_0384x0512-0200.jpg"))  # the same image as hierarchy.jpg
+    os.remove(os.path.join(HERE, "hierarchy_0341x0512-0200.jpg"))  # the same image as hierarchy.jpg
 
     # Style feature types.
     for feat in ("gram", "mean", "distr"):
-        run(f"feat_{feat}.jpg", cat, starry, "--style-feat-type", feat)
+        run(f"feat_{feat}.jpg", CAT, STARRY, "--style-feat-type", feat)
 
     # Perceptual convergence: activation shift and the distribution remapping loss, on a hard style.
     hard = ["--style-weight", "2000", "--content-weight-blend", "0.5"]
-    run("conv_naive.jpg", cat, nude, *hard)
-    run("conv_ashift.jpg", cat, nude, *hard, "--ashift", "100")
-    run("conv_distr.jpg", cat, nude, *hard, "--style-distr-weight", "2000")
-    run("conv_both.jpg", cat, nude, *hard, "--ashift", "100", "--style-distr-weight", "2000")
+    run("conv_naive.jpg", ASTRONAUT, SCREAM, *hard)
+    run("conv_ashift.jpg", ASTRONAUT, SCREAM, *hard, "--ashift", "100")
+    run("conv_distr.jpg", ASTRONAUT, SCREAM, *hard, "--style-distr-weight", "2000")
+    run("conv_both.jpg", ASTRONAUT, SCREAM, *hard, "--ashift", "100", "--style-distr-weight", "2000")
 
     # Content-heavy and style-heavy settings.
-    run("content_heavy.jpg", cat, starry, "--content-weight", "50", "--content-weight-blend", "0.5",
+    run("content_heavy.jpg", CAT, STARRY, "--content-weight", "50", "--content-weight-blend", "0.5",
         "--style-layer-weight-exp", "0.5", "--ashift", "-10")
-    run("style_heavy.jpg", cat, starry, "--content-weight", "1", "--style-weight", "2000",
+    run("style_heavy.jpg", CAT, STARRY, "--content-weight", "1", "--style-weight", "2000",
         "--style-layer-weight-exp", "1.5", "--ashift", "100")
 
     # Colour: one stylization recoloured by each mode of luma_transfer.py, and --preserve-colors before.
-    styled_path = run("colour_none.jpg", tubingen, shipwreck)
-    styled, content = images.load_image(styled_path), images.load_image(tubingen)
+    styled_path = run("colour_none.jpg", COFFEE, SHIPWRECK)
+    styled, content = images.load_image(styled_path), images.load_image(COFFEE)
     for mode in ("yuv", "hsv", "hist", "hist-rgb", "distr"):
         images.save_image(os.path.join(HERE, f"colour_{mode.replace('-', '')}.jpg"),
                           colortransfer(content, styled, mode), f'{{"luma_transfer": "{mode}"}}')
-    run("colour_before.jpg", tubingen, shipwreck, "--preserve-colors", "before")
+    run("colour_before.jpg", COFFEE, SHIPWRECK, "--preserve-colors", "before")
     total = sum(os.path.getsize(os.path.join(HERE, f)) for f in os.listdir(HERE) if f.endswith(".jpg"))
     print(f"examples/: {total / 2**20:.2f} MB of images")
 
 
-TILED_FLAGS = ["--content", os.path.join(HERE, "inputs", "cat.png"), "--styles",
-               os.path.join(HERE, "inputs", "starry_night.jpg"), "--network-type", "sqz", "--width", "4096",
-               "--iterations", "20", "--max-hierarchy", "2", "--tile-size", "1024", "--no-collage"]
-
-
-def tiled_example(path):
-    """A print-size result in tiles (from the bundled inputs), shown downscaled and as a crop at
-    full resolution: examples/tiled_small.jpg and examples/tiled_crop.jpg."""
-    if not os.path.isfile(path):
-        neural_style.main(TILED_FLAGS + ["--output", path])
+def make_print(path=None):
+    """The print: rocket x Starry Night, 4096 px wide, --max-hierarchy auto (in a temporary file
+    unless `path`), shown as examples/print_small.jpg (the whole, downscaled) and print_crop.jpg (a
+    768x512 crop at full resolution); the flags and the time go into examples/print.json."""
+    import tempfile
+    folder = tempfile.mkdtemp()
+    path = path or os.path.join(folder, "print.png")
+    started = time.time()
+    neural_style.main(PRINT_FLAGS + ["--output", path])
+    seconds = time.time() - started
     params = images.read_params(path)
     big = images.load_image(path)
     height, width = big.shape[:2]
-    images.save_image(os.path.join(HERE, "tiled_small.jpg"), images.resize_to_width(big, 1024), params)
-    y, x = int(height * 0.30), int(width * 0.22)  # the cat's eye: detail a small run cannot have
-    images.save_image(os.path.join(HERE, "tiled_crop.jpg"), big[y:y + 512, x:x + 768], params)
-    print(f"{path}: {width}x{height}; examples/tiled_small.jpg, examples/tiled_crop.jpg (768x512 at full size, "
-          f"from x={x}, y={y})")
+    images.save_image(os.path.join(HERE, "print_small.jpg"), images.resize_to_width(big, 1024), params)
+    y, x = int(height * 0.35), int(width * 0.40)  # the rocket and the smoke: detail a small run cannot have
+    images.save_image(os.path.join(HERE, "print_crop.jpg"), big[y:y + 512, x:x + 768], params)
+    with open(os.path.join(HERE, "print.json"), "w") as f:
+        json.dump({"flags": " ".join(os.path.relpath(a, ROOT) if os.path.isabs(a) else a for a in PRINT_FLAGS),
+                   "size": f"{width}x{height}", "seconds": round(seconds), "crop": f"768x512 from x={x}, y={y}",
+                   "cpu": cpu()}, f, indent=1)
+    print(f"{path}: {width}x{height} in {seconds:.0f} s; examples/print_small.jpg, examples/print_crop.jpg")
+
+
+def cpu():
+    sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+    from bench import cpu_description
+    return cpu_description()
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--print", dest="print_only", action="store_true", help="only the print (about 15 minutes)")
+    parser.add_argument("--keep", metavar="FILE", help="with --print: keep the full print at FILE")
+    args = parser.parse_args()
+    if not args.print_only:
+        gallery()
+    if args.print_only:
+        make_print(args.keep)
 
 
 if __name__ == "__main__":

@@ -66,6 +66,7 @@ def test_collage_by_default_and_save_stores_the_settings(tmp_path):
     assert images.read_params(str(tmp_path / "out.png")) == result.params_text()
 
 
+@pytest.mark.slow  # a run of two levels
 def test_progress_callback_replaces_the_bar_and_the_loss_lines(capsys):
     seen = []
     transfer(input_path("cat.png"), input_path("starry_night.jpg"), progress=seen.append,
