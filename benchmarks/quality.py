@@ -164,16 +164,72 @@ def range_cases(pairs=PAIRS, marks=(100, 300, 1000), width=256, optims=OPTIMIZER
           f"{sum(against < 1 for *_, against in summary)} of {len(summary)}", flush=True)
 
 
+FULL = os.path.join(INPUTS, "full")
+PRINT_PAIRS = (("cat.png", "starry_night.jpg"), ("rocket.jpg", "the_scream.jpg"), ("coffee.jpg", "shipwreck.jpg"))
+
+
+def print_cases(folder, width=2048, iterations=300, pairs=PRINT_PAIRS):
+    """--max-hierarchy auto at `width` against a direct 256 px run of the same settings: the
+    print downscaled to 256 px, its style loss against the style at 256 (SqueezeNet), within 1.25x
+    of the direct run's is the goal; a full-resolution crop of the print, its detail (mean squared
+    Laplacian of the luminance) against the same crop of the 256 px result upscaled to `width`, at
+    least 1.5x. Also the SSIM of the luminance against the content and the colourfulness, at 256."""
+    import images
+    import pipeline
+    import stylize
+    from bench import cpu_description
+    from settings import LossWeights, Settings
+    net = sqz()
+    print(cpu_description())
+    print(f"prints: --max-hierarchy auto at {width} px against a direct 256 px run, --iterations {iterations}, "
+          "SqueezeNet, examples/inputs/full", flush=True)
+    os.makedirs(folder, exist_ok=True)
+    for content_name, style_name in pairs:
+        content_path, style_path = os.path.join(FULL, content_name), os.path.join(FULL, style_name)
+        runs = {}
+        for name, flags in (("direct", dict(width=256)), ("auto", dict(width=width, max_hierarchy="auto"))):
+            settings = Settings.from_flags(content=content_path, styles=[style_path], network_type="sqz",
+                                           iterations=iterations, no_collage=True, seed=1, **flags)
+            started = time.perf_counter()
+            content, styles, _ = pipeline.load_images(settings.inputs)
+            result = pipeline.render(settings, content, styles, log=lambda *a: None, quiet=True)
+            runs[name] = (images.to_uint8(result.pixels).astype(np.float32), time.perf_counter() - started)
+            images.save_image(os.path.join(folder, f"{name}_{os.path.splitext(content_name)[0]}.png"), result.pixels)
+        content, style = pair_images(os.path.join("full", content_name), os.path.join("full", style_name), 256)
+        judge = stylize.Stylizer(net, content, [style], [1.0], LossWeights(unbounded=True))
+        direct, auto = runs["direct"][0], runs["auto"][0]
+        small = images.resize(auto, content.shape[:2])
+
+        def losses_of(pixels):
+            import tensorflow as tf
+            return judge.loss_and_grad(tf.constant(net.preprocess(pixels)[None]))[0].numpy()
+        style_direct, style_small = losses_of(direct)[1], losses_of(small)[1]
+        height = auto.shape[0]
+        up = images.resize(direct, auto.shape[:2])
+        y, x = (height - 512) // 2, (width - 512) // 2
+        crop, crop_up = auto[y:y + 512, x:x + 512], up[y:y + 512, x:x + 512]
+        print(f"  {content_name} x {style_name}: {width}x{height} in {runs['auto'][1]:.0f} s, the 256 px run in "
+              f"{runs['direct'][1]:.0f} s; style loss at 256: print {style_small:.0f}, direct {style_direct:.0f} "
+              f"({style_small / style_direct:.2f}x, goal <= 1.25); detail of a 512x512 crop: {detail(crop):.1f} against "
+              f"{detail(crop_up):.1f} upscaled ({detail(crop) / detail(crop_up):.1f}x, goal >= 1.5); SSIM at 256 "
+              f"{structure_kept(small, content):.3f} (direct {structure_kept(direct, content):.3f}); colourfulness "
+              f"{colourfulness(small):.1f} (direct {colourfulness(direct):.1f}, style {colourfulness(style):.1f})",
+              flush=True)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--range", action="store_true", help="the pixel range cases")
     parser.add_argument("--quick", action="store_true", help="the pixel range cases, one pair, 100 iterations")
+    parser.add_argument("--print", dest="print_dir", metavar="DIR", help="the print cases; their images go to DIR")
     args = parser.parse_args()
     import device  # noqa: F401 - TensorFlow, quietly
     if args.quick:
         range_cases(PAIRS[:1], marks=(100,))
     if args.range:
         range_cases()
+    if args.print_dir:
+        print_cases(args.print_dir)
 
 
 if __name__ == "__main__":
