@@ -27,6 +27,10 @@ def _import_tensorflow_quietly():
 _import_tensorflow_quietly()
 import tensorflow as tf  # noqa: E402 - imported above, quietly
 
+# TensorFlow's Python warnings (retracing of functions that runs of other sizes compile anew, in
+# a batch or a gallery made in one process) are not for users either.
+tf.get_logger().setLevel("ERROR")
+
 
 def gpu_present():
     return bool(tf.config.list_physical_devices("GPU"))

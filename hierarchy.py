@@ -32,7 +32,7 @@ import numpy as np
 import images
 from errors import Stopped, ToolError
 from luma_transfer import colortransfer
-from stylize import stylize
+from stylize import Stylizer, stylize
 from tiles import stylize_tiled
 
 MIN_LEVEL_SIDE = 128        # a new level is added while the last one's shorter side exceeds this
@@ -115,15 +115,38 @@ def check_sizes(found, styles, scales, network_class, capped=False):
                                 "--style-scales, or a smaller --max-hierarchy)")
 
 
+def level_stylizer(cache, net, content, styles, blend, weights, anchor, temporal):
+    """The level's compiled loss from `cache` (made there the first time), aimed at this content
+    and these earlier frames; None where there is nothing to keep (stylize makes its own)."""
+    if cache is None or anchor is not None:  # an anchor is the frame's own: nothing to keep
+        if temporal is None:
+            return None
+        stylizer = Stylizer(net, content, styles, blend, weights, anchor=anchor, temporal=temporal[0])
+        stylizer.set_temporal(temporal[1])
+        return stylizer
+    key = content.shape[:2]
+    if key not in cache:
+        cache[key] = Stylizer(net, content, styles, blend, weights, temporal=temporal and temporal[0])
+    else:
+        cache[key].set_content(content)
+    if temporal:
+        cache[key].set_temporal(temporal[1])
+    return cache[key]
+
+
 def run_levels(settings, content, styles, initial, net, found, tile_sizes=None, workers=None, log=print,
-               on_iteration=None, on_checkpoint=None, quiet=False):
+               on_iteration=None, on_checkpoint=None, quiet=False, seed=None, temporal=None, cache=None):
     """Run the levels `found`, smallest first; returns the full-size result (float HxWx3).
     `content` and `initial` are at full size. `tile_sizes[level]` (None: whole) runs a level in
     tiles (tiles.py), on Ray `workers` if given. `on_iteration(level, i, losses)` is called after
     every iteration, `on_checkpoint(Step, height, width)` at each checkpoint (--checkpoint-iterations)
     and at each level's end when checkpoints are asked for. Ctrl-C or a non-finite loss raises
-    Stopped with the best image so far at full size."""
-    rng = np.random.default_rng(settings.inputs.seed)
+    Stopped with the best image so far at full size.
+
+    A video's frame also gives the `seed` of its noise (else --seed), `temporal` (weight, count,
+    targets), targets(height, width) giving the earlier frames at a level's size ([(warped result,
+    certainty)]), and a `cache` of the levels' compiled losses kept from frame to frame."""
+    rng = np.random.default_rng(settings.inputs.seed if seed is None else seed)
     blend = settings.style_blend_weights
     auto = settings.hierarchy.max_hierarchy == "auto"
     running = (initial if initial is not None else content).astype(np.float32)
@@ -146,14 +169,17 @@ def run_levels(settings, content, styles, initial, net, found, tile_sizes=None, 
                       checkpoint_iterations=settings.output.checkpoint_iterations,
                       initial_noiseblend=settings.inputs.initial_noiseblend, rng=rng, desc=desc, quiet=quiet,
                       on_iteration=on_iteration and (lambda i, losses, lv=level: on_iteration(lv, i, losses)))
+        targets = temporal[2](height, width) if temporal else None
         try:
             if tile:
                 steps = stylize_tiled(net, start, level_content, level_styles, blend, settings.losses, tile,
-                                      workers=workers, **common)
+                                      workers=workers, temporal=temporal and (temporal[:2], targets), **common)
             else:
                 anchor = (first, width // first.shape[1]) if first is not None else None
+                stylizer = level_stylizer(cache, net, level_content, level_styles, blend, settings.losses, anchor,
+                                          temporal and (temporal[:2], targets))
                 steps = stylize(net, start, level_content, level_styles, blend, settings.losses, anchor=anchor,
-                                **common)
+                                stylizer=stylizer, **common)
             for step in steps:
                 if on_checkpoint and settings.output.checkpoint_iterations:
                     on_checkpoint(step, height, width)

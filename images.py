@@ -207,7 +207,7 @@ def save_image(path, image, params=None, bit_depth=8):
             (_write_png16 if fmt == "PNG" else _write_tiff16)(tmp, to_uint16(image), params)
         else:
             _write_8bit(tmp, fmt, to_uint8(image), params)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes the file private; an image should not be
+        os.chmod(tmp, 0o666 & ~umask())  # mkstemp makes the file private; an image should not be
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -267,7 +267,7 @@ def _ascii(text):
     return text.encode("ascii", "backslashreplace").decode("ascii")
 
 
-def _umask():
+def umask():
     mask = os.umask(0)
     os.umask(mask)
     return mask

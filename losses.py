@@ -25,7 +25,10 @@ activations at a layer of H x W positions and C channels, and l2(x) = sum(x^2) /
   is, as the original did; saving then clips it.
 - Anchor (--max-hierarchy auto, the levels after the first): anchor_weight * 2 * l2(avgpool_f(x)
   - A) / size(A), A the first level's result, f the level's size over A's (hierarchy.py).
-- Total = content + style + total variation (+ the range term, + the anchor).
+- Temporal (a video's frames, neural_video.py): temporal_weight * sum_j sum(c_j * (x - w_j)^2) / D,
+  w_j an earlier frame's result warped to this one by the optical flow, c_j in [0, 1] where the
+  flow is certain (video.py), D the image's number of values.
+- Total = content + style + total variation (+ the range term, + the anchor, + the temporal term).
 
 Images are [1, H, W, 3] float32 RGB with the network's mean pixel subtracted.
 """
@@ -217,11 +220,16 @@ class TransferLoss:
     whole's area over the parts'), so optimising the part descends the whole image's loss."""
 
     def __init__(self, net, content, styles, style_blend_weights, weights, style_targets=None, part=False,
-                 anchor=None):
+                 anchor=None, temporal=None):
         self.net = net
         self.w = weights
         # (A [1, h, w, 3], f): the image averaged over f x f blocks is held at A (the anchor term)
         self.anchor = anchor and (tf.constant(anchor[0][None]), int(anchor[1]))
+        # (temporal_weight, count): `count` earlier frames, warped, and their certainty; set_temporal
+        # points them at each frame (a certainty of 0 where there is none)
+        self.temporal_weight, count = temporal or (0.0, 0)
+        self.temporal = [(tf.Variable(tf.zeros((1,) + content.shape), trainable=False),
+                          tf.Variable(tf.zeros((1,) + content.shape[:2] + (1,)), trainable=False)) for _ in range(count)]
         cw = content_layer_weights(weights.content_weight_blend, len(net.CONTENT_LAYERS))
         self.content_layers = [(l, w) for l, w in zip(net.CONTENT_LAYERS, cw)
                                if w > 0 and weights.content_weight != 0]
@@ -244,6 +252,16 @@ class TransferLoss:
     def set_content(self, content):
         for layer, f in self._content_features(content).items():
             self.content_targets[layer].assign(f)
+
+    def set_temporal(self, targets=()):
+        """The earlier frames of this one: [(warped result [H, W, 3] preprocessed, certainty [H, W])],
+        at most as many as made for; the rest get no weight."""
+        for i, (image, certainty) in enumerate(self.temporal):
+            if i < len(targets):
+                image.assign(targets[i][0][None])
+                certainty.assign(np.asarray(targets[i][1], np.float32)[None, :, :, None])
+            else:
+                certainty.assign(tf.zeros_like(certainty))
 
     def set_rest(self, rest=None, own_weight=1.0, scale=1.0):
         """The rest of the image's {layer: Statistics} (None: the image is alone), the weight of
@@ -320,6 +338,9 @@ class TransferLoss:
         total = content + style + tv
         if cut_off is not None:
             total += RANGE_WEIGHT * cut_off * (1.0 / int(np.prod(image.shape)))
+        if self.temporal:
+            temporal = tf.add_n([tf.reduce_sum(certainty * tf.square(image - target)) for target, certainty in self.temporal])
+            total += self.temporal_weight * temporal * (1.0 / int(np.prod(image.shape)))
         if self.anchor:
             target, f = self.anchor
             height, width = target.shape[1:3]

@@ -52,6 +52,16 @@ def build_parser():
     g.add_argument("--no-collage", action="store_true",
                    help="write the plain result instead of the collage of result, content and style")
 
+    add_transfer_flags(p)
+    g = p.add_argument_group("other")
+    g.add_argument("--show-params", metavar="FILE",
+                   help="print the parameters stored in an output file and exit")
+    return p
+
+
+def add_transfer_flags(p):
+    """The flags of the transfer itself (network, losses, optimiser, print sizes, Ray, hierarchy,
+    colour, Adam), which neural_video.py takes too."""
     g = p.add_argument_group("network")
     g.add_argument("--network-type", default=D["network_type"], choices=NETWORK_TYPES,
                    help="feature network: vgg (VGG19) or sqz (SqueezeNet v1.1) (default: %(default)s)")
@@ -137,11 +147,6 @@ def build_parser():
     g.add_argument("--beta1", type=float, default=D["beta1"], help="Adam beta1, 0..1 (default: %(default)s)")
     g.add_argument("--beta2", type=float, default=D["beta2"], help="Adam beta2, 0..1 (default: %(default)s)")
     g.add_argument("--eps", type=float, default=D["eps"], help="Adam epsilon, > 0 (default: %(default)s)")
-
-    g = p.add_argument_group("other")
-    g.add_argument("--show-params", metavar="FILE",
-                   help="print the parameters stored in an output file and exit")
-    return p
 
 
 def levels_or_auto(text):

@@ -101,16 +101,29 @@ def check_outputs(settings, output):
         images.check_writable(settings.output.checkpoint_output % "x")
 
 
-def render(settings, content, styles, initial=None, log=print, on_iteration=None, quiet=False):
-    """The transfer of loaded images (uint8 HxWx3 arrays) by `settings`: a Result, its image the
-    collage unless --no-collage. Checkpoints are written as the run goes. `on_iteration(Progress)`
-    is called after every iteration; `quiet` shows no progress bar and prints no losses."""
+class Prepared(NamedTuple):
+    """What a transfer decides before it optimises, once for all the images of one size (a video's
+    frames): the levels, which run in tiles, the memory estimate, the network, the style images
+    (recoloured for --preserve-colors before), the parameters every output stores."""
+    settings: Settings
+    height: int
+    width: int
+    levels: list
+    tile_sizes: list
+    estimate: int
+    net: object
+    styles: list
+    params: dict
+
+
+def prepare(settings, content, styles, log=print):
+    """Check and plan a transfer of `content` (uint8 HxWx3; its size, and its colours for
+    --preserve-colors before) by `settings`, and load the network: a Prepared."""
     # TensorFlow and the network code take seconds to import: only now, once the flags, the files
     # and the output have been checked, so that a mistake is reported at once.
     import backends
     import hierarchy
     import memory
-    from device import tf
 
     # Everything that can be refused is checked before any large allocation or computation.
     width = settings.inputs.width
@@ -126,11 +139,9 @@ def render(settings, content, styles, initial=None, log=print, on_iteration=None
     # As the files store them (JSON: tuples become lists), sorted by name
     params = json.loads(json.dumps(dict(sorted(dict(settings.flags(), tiled_levels=tiled_levels).items()))))
 
-    content = images.resize(content, (height, width))
-    if initial is not None:
-        initial = images.resize(initial, (height, width))
     if settings.hierarchy.preserve_colors == "before":
-        styles = [colortransfer(content, style, "hsv") for style in styles]
+        resized = images.resize(content, (height, width))
+        styles = [colortransfer(resized, style, "hsv") for style in styles]
     net = backends.load(settings.network, weights_path)
     if auto:
         per_pixel, overhead = backends.iteration_seconds(net)
@@ -140,6 +151,26 @@ def render(settings, content, styles, initial=None, log=print, on_iteration=None
     elif len(found) == 1 and width > hierarchy.SINGLE_LEVEL_WARNING:
         print(f"warning: one level at {width} px paints the style's strokes at a small scale only: "
               "--max-hierarchy auto paints large ones first, then refines them", file=sys.stderr)
+    return Prepared(settings, height, width, found, tile_sizes, estimate, net, styles, params)
+
+
+def render(settings, content, styles, initial=None, log=print, on_iteration=None, quiet=False):
+    """The transfer of loaded images (uint8 HxWx3 arrays) by `settings`: a Result, its image the
+    collage unless --no-collage. Checkpoints are written as the run goes. `on_iteration(Progress)`
+    is called after every iteration; `quiet` shows no progress bar and prints no losses."""
+    return render_prepared(prepare(settings, content, styles, log), content, initial, log, on_iteration, quiet)
+
+
+def render_prepared(prepared, content, initial=None, log=print, on_iteration=None, quiet=False, **frame):
+    """The transfer of `content` by a Prepared plan (render's). `frame` (a video's): the `seed` of
+    this image's noise, its `temporal` targets and the levels' stylizer `cache` (hierarchy.run_levels)."""
+    import hierarchy
+    import memory
+    from device import tf
+    settings, params, found, tile_sizes = prepared.settings, prepared.params, prepared.levels, prepared.tile_sizes
+    content = images.resize(content, (prepared.height, prepared.width))
+    if initial is not None:
+        initial = images.resize(initial, (prepared.height, prepared.width))
     workers = None
     if settings.tiles.ray and any(tile_sizes):
         import cluster  # optional: Ray
@@ -157,18 +188,18 @@ def render(settings, content, styles, initial=None, log=print, on_iteration=None
         on_iteration(Progress(len(found) - level, len(found), w, h, iteration, n, losses))
 
     try:
-        image = hierarchy.run_levels(settings, content, styles, initial, net, found, tile_sizes, workers, log,
-                                     on_iteration and progress, checkpoint, quiet)
+        image = hierarchy.run_levels(settings, content, prepared.styles, initial, prepared.net, found, tile_sizes,
+                                     workers, log, on_iteration and progress, checkpoint, quiet, **frame)
     except Stopped as stop:
         why = "numerical" if isinstance(stop.cause, NumericalError) else "interrupted"
         return Result(stop.image, dict(params, partial=PARTIAL[why]), stop.cause)
     except (tf.errors.ResourceExhaustedError, MemoryError):
-        raise ToolError("out of memory: " + memory.advice(estimate)) from None
+        raise ToolError("out of memory: " + memory.advice(prepared.estimate)) from None
     finally:
         if workers is not None:
             workers.close()
     if not settings.output.no_collage:
-        image, _ = build_collage(image, content, styles[0], "crop")
+        image, _ = build_collage(image, content, prepared.styles[0], "crop")
     return Result(image, params)
 
 

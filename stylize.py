@@ -31,13 +31,13 @@ class Stylizer:
     """Compiles the loss-and-gradient function of one scale, traced once."""
 
     def __init__(self, net, content, styles, style_blend_weights, weights, jit_compile=False, style_targets=None,
-                 part=False, anchor=None):
+                 part=False, anchor=None, temporal=None):
         device.graph_rewrites_off_on_cpu()
         self.net = net
         self.shape = (1,) + content.shape
         anchor = anchor and (net.preprocess(np.asarray(anchor[0], np.float32)), anchor[1])
         self.loss = TransferLoss(net, net.preprocess(content), [net.preprocess(s) for s in styles],
-                                 style_blend_weights, weights, style_targets, part, anchor)
+                                 style_blend_weights, weights, style_targets, part, anchor, temporal)
         self.optimizers = {}  # compiled device optimizers (Adam by hyperparameters, L-BFGS), reused across tiles
         self._statistics = None  # compiled on first use (parts only)
         self.traces = 0  # how often TensorFlow traced loss_and_grad (tests check it is once)
@@ -55,6 +55,11 @@ class Stylizer:
     def set_content(self, content):
         """Aim the compiled loss at another content image of the same size (pixel values)."""
         self.loss.set_content(self.net.preprocess(content))
+
+    def set_temporal(self, targets=()):
+        """A video frame's earlier frames: [(warped result [H, W, 3] in pixels, certainty [H, W])]."""
+        self.loss.set_temporal([(self.net.preprocess(np.asarray(image, np.float32)), certainty)
+                                for image, certainty in targets])
 
     def set_rest(self, rest=None, own_weight=1.0, scale=1.0):
         """This image is one part of a larger one (part=True): see TransferLoss."""

@@ -25,7 +25,7 @@ from typing import NamedTuple
 import numpy as np
 
 import optimizers
-from errors import Interrupted, NumericalError, Stopped
+from errors import Interrupted, NumericalError, Stopped, ToolError
 from losses import Statistics, StyleTargets
 from settings import OptimizerSettings
 from stylize import Step, Stylizer, print_losses, progress_bar, start_image, stylize
@@ -185,21 +185,24 @@ class TileStylizers:
     four), aimed at each tile's content in turn. Where the level's tiles run here and where they
     run on Ray workers (cluster.py), they are kept in one of these."""
 
-    def __init__(self, net, targets, style_blend_weights, weights):
+    def __init__(self, net, targets, style_blend_weights, weights, temporal=None):
         self.net, self.targets, self.blend, self.weights = net, targets, style_blend_weights, weights
+        self.temporal = temporal  # a video's (temporal_weight, count)
         self.stylizers = {}
 
-    def aim(self, content, rest=None, own_weight=1.0, scale=1.0):
-        """The stylizer of this tile's size, aimed at its content (pixel values) and at the rest of
-        the image (Stylizer.set_rest)."""
+    def aim(self, content, rest=None, own_weight=1.0, scale=1.0, temporal=()):
+        """The stylizer of this tile's size, aimed at its content (pixel values), at the rest of the
+        image (Stylizer.set_rest) and at a video's earlier frames there (Stylizer.set_temporal)."""
         shape = content.shape[:2]
         if shape not in self.stylizers:
             self.stylizers[shape] = Stylizer(self.net, content, [], self.blend, self.weights,
-                                             style_targets=self.targets, part=True)
+                                             style_targets=self.targets, part=True, temporal=self.temporal)
         else:
             self.stylizers[shape].set_content(content)
         stylizer = self.stylizers[shape]
         stylizer.set_rest(rest, own_weight, scale)
+        if self.temporal:
+            stylizer.set_temporal(temporal)
         return stylizer
 
     def statistics(self, pixels):
@@ -209,12 +212,14 @@ class TileStylizers:
 
 def stylize_tiled(net, initial, content, styles, style_blend_weights, weights, tile_size,
                   optimizer=OptimizerSettings(), iterations=1000, print_iterations=None, checkpoint_iterations=None,
-                  initial_noiseblend=0.0, rng=None, desc=None, on_iteration=None, workers=None, quiet=False):
+                  initial_noiseblend=0.0, rng=None, desc=None, on_iteration=None, workers=None, quiet=False,
+                  temporal=None):
     """Optimise a level in tiles of at most `tile_size` pixels a side; a generator like
     stylize.stylize: Step(iteration, whole image, final, mean tile losses) at each checkpoint and
     at the end. On Ctrl-C or a non-finite loss it raises Stopped with the whole image, every
     tile's best so far blended in. `workers` (cluster.TileWorkers) optimises each colour group's
-    tiles on a Ray cluster; this process blends them."""
+    tiles on a Ray cluster; this process blends them. `temporal` ((temporal_weight, count), [(warped
+    earlier frame, certainty)]) at the level's size: a video's, cropped for each tile."""
     height, width = content.shape[:2]
     # The style targets come from the whole style images, a tile-sized piece at a time.
     targets = StyleTargets(net, [net.preprocess(np.asarray(s, np.float32)) for s in styles], style_blend_weights,
@@ -233,7 +238,10 @@ def stylize_tiled(net, initial, content, styles, style_blend_weights, weights, t
     if not quiet:
         print(f"tiled: {len(tiles)} tiles of {tiles[0].width}x{tiles[0].height} px (overlap at least "
               f"{overlap_for(tile_size)} px), {len(ends)} pass(es)", file=sys.stderr)
-    stylizers = TileStylizers(net, targets, style_blend_weights, weights)
+    stylizers = TileStylizers(net, targets, style_blend_weights, weights, temporal and temporal[0])
+
+    def earlier(tile):  # a video's earlier frames, cropped to the tile
+        return [(crop(image_, tile), crop(certainty, tile)) for image_, certainty in temporal[1]] if temporal else ()
 
     # From the second pass on (see above), a tile pools its own statistics with those of the tiles
     # outside its colour group, as the previous group left them. Its own stand for its whole group,
@@ -262,7 +270,8 @@ def stylize_tiled(net, initial, content, styles, style_blend_weights, weights, t
             try:
                 for step in stylize(net, crop(image, tile), None, None, style_blend_weights, weights,
                                     optimizer=optimizer, iterations=count,
-                                    stylizer=stylizers.aim(crop(content, tile), *rest_of(tile, pooled)),
+                                    stylizer=stylizers.aim(crop(content, tile), *rest_of(tile, pooled),
+                                                           temporal=earlier(tile)),
                                     bar=bar, quiet=True, on_iteration=on_iteration):
                     pass
             except Stopped as stop:  # keep this tile's best so far
@@ -274,14 +283,16 @@ def stylize_tiled(net, initial, content, styles, style_blend_weights, weights, t
 
     def optimise_on_ray(group, count, pooled):
         """The group's tiles optimised at the same time on Ray actors: [(tile, Step)]."""
+        if temporal:
+            raise ToolError("a video's tiles do not run on Ray: its shots do (neural_video.py --ray)")
         jobs = [(crop(image, t), crop(content, t), *rest_of(t, pooled)) for t in group]
         steps = workers.optimise(jobs, targets, style_blend_weights, weights, optimizer, count,
                                  on_done=lambda i, step: finished(group[i], step), bar=bar)
         return list(zip(group, steps))
 
     # The level's starting losses: each tile's, before any iteration.
-    start_losses = [(area[t], stylizers.aim(crop(content, t)).loss_and_grad(net.preprocess(crop(image, t))[None])[0]
-                     .numpy()) for t in tiles]
+    start_losses = [(area[t], stylizers.aim(crop(content, t), temporal=earlier(t))
+                     .loss_and_grad(net.preprocess(crop(image, t))[None])[0].numpy()) for t in tiles]
     show(mean_losses(start_losses))
     done, losses, pooled = 0, None, None
     try:

@@ -98,7 +98,8 @@ def test_pyproject_declares_the_commands():
     import tomllib
     project = tomllib.load(open(os.path.join(ROOT, "pyproject.toml"), "rb"))["project"]
     assert project["scripts"] == {"neural-style": "neural_style:cli", "luma-transfer": "luma_transfer:cli",
-                                  "build-collage": "build_collage:cli", "neural-style-batch": "batch:cli"}
+                                  "build-collage": "build_collage:cli", "neural-style-batch": "batch:cli",
+                                  "neural-video": "neural_video:cli"}
     requirements = open(os.path.join(ROOT, "requirements.txt")).read()
     for dependency in project["dependencies"]:
         assert dependency in requirements  # one list of pins, kept in step

@@ -1,0 +1,57 @@
+"""Short clips the video tests make themselves: a slow pan, then a slow zoom, over a bundled photo,
+written with the ffmpeg imageio-ffmpeg brings, with a generated tone as their sound; the motion of
+the pan is known."""
+import math
+import os
+import wave
+
+import numpy as np
+
+import images
+from conftest import INPUTS
+
+PAN = 2  # pixels a frame: the scene moves left by this much from one frame of the pan to the next
+
+
+def pan_and_zoom(size=(64, 96), pan_frames=6, zoom_frames=4):
+    """[uint8 HxWx3 frames]: a window of `size` (height, width) moving right over the rocket photo
+    by PAN pixels a frame, then zooming in by 3% a frame."""
+    photo = images.load_image(os.path.join(INPUTS, "full", "rocket.jpg"))
+    photo = images.resize(photo, (240, 360))
+    height, width = size
+    y0, x0 = 80, 100
+    frames = [photo[y0:y0 + height, x0 + k * PAN:x0 + k * PAN + width].copy() for k in range(pan_frames)]
+    x = x0 + (pan_frames - 1) * PAN
+    for k in range(1, zoom_frames + 1):
+        scale = 1.03 ** k
+        h, w = round(height / scale), round(width / scale)
+        y, xx = y0 + (height - h) // 2, x + (width - w) // 2
+        frames.append(images.resize(photo[y:y + h, xx:xx + w], size))
+    return frames
+
+
+def tone(path, seconds, rate=44100, frequency=440.0):
+    samples = (np.sin(2 * math.pi * frequency * np.arange(int(seconds * rate)) / rate) * 12000).astype("<i2")
+    with wave.open(path, "wb") as f:
+        f.setnchannels(1)
+        f.setsampwidth(2)
+        f.setframerate(rate)
+        f.writeframes(samples.tobytes())
+    return path
+
+
+def write_clip(path, frames, fps=10, audio=True):
+    """The frames as a video (H.264, nearly lossless) with a tone as long as the clip."""
+    import imageio_ffmpeg
+    height, width = frames[0].shape[:2]
+    wav = tone(path + ".wav", len(frames) / fps) if audio else None
+    writer = imageio_ffmpeg.write_frames(path, (width, height), fps=fps, codec="libx264", quality=None,
+                                         output_params=["-crf", "4"], macro_block_size=1, audio_path=wav,
+                                         audio_codec="aac" if audio else None, ffmpeg_log_level="error")
+    writer.send(None)
+    for frame in frames:
+        writer.send(np.ascontiguousarray(frame))
+    writer.close()
+    if wav:
+        os.remove(wav)
+    return path

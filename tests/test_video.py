@@ -1,0 +1,197 @@
+"""Video (neural_video.py, video.py) on a short clip the tests make: a slow pan, then a zoom, over a
+bundled photo, with a tone as its sound (clips.py). The optical flow against the known motion, the
+certainty and the temporal loss, flicker against independent frames, the sound kept, resuming,
+Ctrl-C, and bad input."""
+import glob
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import clips
+import images
+import video
+from conftest import ROOT, input_path, run_tool
+
+STYLE = input_path("starry_night.jpg")
+FAST = ["--network-type", "sqz", "--iterations", "20", "--seed", "1"]
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("clip")
+    frames = clips.pan_and_zoom()
+    return clips.write_clip(str(folder / "clip.mp4"), frames), frames
+
+
+def test_flow_recovers_the_pan():
+    """DIS on the pan's frames: the scene moves left by PAN pixels a frame; the mean end-point
+    error is under 1 px (away from the right edge, where the scene comes in)."""
+    frames = clips.pan_and_zoom()
+    for a, b in zip(frames[:5], frames[1:6]):
+        field = video.flow(a, b)
+        error = np.hypot(field[..., 0] + clips.PAN, field[..., 1])[:, :-clips.PAN - 2]
+        assert error.mean() < 1.0, error.mean()
+        backward = video.flow(b, a)
+        assert np.abs(backward[..., 0] - clips.PAN)[:, clips.PAN + 2:].mean() < 1.0
+
+
+def test_certainty_marks_disocclusions_and_flow_fields_scale():
+    """A square moving 6 px right over a still background, its true flows: where it uncovers the
+    background (no pixel of the earlier frame comes there) and along its edges (a motion boundary)
+    the certainty is 0; on the background and inside the square, 1."""
+    forward = np.zeros((48, 64, 2), np.float32)   # earlier -> later
+    forward[16:32, 10:26, 0] = 6.0
+    backward = np.zeros((48, 64, 2), np.float32)  # later -> earlier
+    backward[16:32, 16:32, 0] = -6.0
+    c = video.certainty(backward, forward)
+    assert c[:, 40:].min() == 1.0 and c[19:29, 19:29].min() == 1.0  # the background; inside the square
+    assert c[18:30, 10:15].max() == 0.0  # uncovered by the square: disoccluded
+    assert c[18:30, 15:17].max() == 0.0 and c[18:30, 31:33].max() == 0.0  # its edges: a motion boundary
+    field = np.dstack([np.full((48, 64), 2.0), np.full((48, 64), -1.0)]).astype(np.float32)
+    half = video.resize_flow(field, (24, 32))
+    np.testing.assert_allclose(half[..., 0], 1.0, atol=1e-5)
+    np.testing.assert_allclose(half[..., 1], -0.5, atol=1e-5)
+
+
+def test_long_term_weights_let_the_closer_frame_win():
+    one, two, four = np.array([1.0, 1.0, 0.0, 0.0]), np.array([1.0, 0.0, 1.0, 0.0]), np.array([1.0, 1.0, 1.0, 1.0])
+    weights = video.long_term_weights([one, two, four])
+    np.testing.assert_array_equal(weights[0], one)
+    np.testing.assert_array_equal(weights[1], [0.0, 0.0, 1.0, 0.0])
+    np.testing.assert_array_equal(weights[2], [0.0, 0.0, 0.0, 1.0])
+
+
+def test_temporal_loss_has_a_gradient_masked_by_the_certainty():
+    """The temporal loss of losses.py pulls the image towards the warped earlier result where the
+    certainty is 1, and not at all where it is 0; its value is temporal_weight * sum(c (x - w)^2) / D."""
+    from settings import LossWeights
+    from stylize import Stylizer
+    from test_losses import tiny_net
+    net = tiny_net(8)
+    rng = np.random.default_rng(4)
+    content = rng.uniform(0, 255, (12, 10, 3)).astype(np.float32)
+    only = LossWeights(content_weight=0.0, style_weight=0.0, tv_weight=0.0)
+    stylizer = Stylizer(net, content, [content], [1.0], only, temporal=(7.0, 2))
+    warped = rng.uniform(0, 255, (12, 10, 3)).astype(np.float32)
+    mask = np.zeros((12, 10), np.float32)
+    mask[:, :5] = 1.0
+    stylizer.set_temporal([(warped, mask)])
+    image = rng.uniform(0, 255, (12, 10, 3)).astype(np.float32)
+    losses, grad = stylizer.loss_and_grad(tf.constant(net.preprocess(image)[None]))
+    expected = 7.0 * np.sum(mask[..., None] * (image.astype(np.float64) - warped) ** 2) / image.size
+    np.testing.assert_allclose(losses.numpy()[3], expected, rtol=1e-4)
+    grad = grad.numpy()[0]
+    assert np.abs(grad[:, :5]).min() > 0 and np.all(grad[:, 5:] == 0)
+    np.testing.assert_allclose(grad[:, :5], 7.0 * 2 * (image - warped)[:, :5] / image.size, rtol=1e-3)
+    stylizer.set_temporal([])  # a shot's first frame: no earlier frames, no temporal loss
+    assert stylizer.loss_and_grad(tf.constant(net.preprocess(image)[None]))[0].numpy()[3] == 0
+
+
+def run_video(*flags, cwd=None, env=None):
+    return run_tool("neural_video.py", *FAST, *flags, cwd=cwd, env=env, timeout=600)
+
+
+def frames_of(folder):
+    return [images.load_image(f) for f in sorted(glob.glob(os.path.join(str(folder), "*.png")))]
+
+
+@pytest.mark.slow  # two stylised clips
+def test_temporal_consistency_halves_the_warping_error(clip, tmp_path):
+    """Lai et al.'s warping error (Farneback's flow on the input frames, not the tool's) is at most
+    half that of independent frames (--temporal-weight 0), with the same iterations and seed."""
+    path, _ = clip
+    inputs = list(video.frames(video.open_source(path)))
+    errors = {}
+    for weight in ("0", "100"):
+        result = run_video("--content", path, "--styles", STYLE, "--temporal-weight", weight,
+                           "--output", tmp_path / f"w{weight}", cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        outputs = frames_of(tmp_path / f"w{weight}")
+        assert len(outputs) == len(inputs) and outputs[0].shape == inputs[0].shape
+        errors[weight] = video.warping_error(outputs, inputs)
+    assert errors["100"] <= 0.5 * errors["0"], errors
+    assert video.warping_error(inputs, inputs) < errors["100"]  # the input's own is the floor
+
+
+@pytest.mark.slow  # a stylised clip, encoded
+def test_a_video_keeps_its_frame_rate_size_and_sound(clip, tmp_path):
+    path, frames = clip
+    result = run_video("--content", path, "--styles", STYLE, "--output", tmp_path / "out.mp4", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr and "wrote" in result.stdout
+    out = video.open_source(str(tmp_path / "out.mp4"))
+    assert (out.count, out.fps, out.width, out.height, out.has_audio) == (len(frames), 10.0, 96, 64, True)
+    assert os.path.isdir(tmp_path / "out.mp4.work")  # the finished frames stay for a rerun
+    params = json.loads(images.read_params(str(tmp_path / "out.mp4.work" / "frames" / "000003.png")))
+    assert params["frame"] == 3 and params["network_type"] == "sqz"
+
+
+@pytest.mark.slow  # three runs of a clip
+def test_ctrl_c_keeps_finished_frames_and_a_resumed_run_equals_an_uninterrupted_one(clip, tmp_path):
+    path, frames = clip
+    whole = run_video("--content", path, "--styles", STYLE, "--output", tmp_path / "whole", cwd=tmp_path)
+    assert whole.returncode == 0, whole.stderr
+    args = [sys.executable, os.path.join(ROOT, "neural_video.py"), *FAST, "--content", path, "--styles", STYLE,
+            "--output", str(tmp_path / "resumed")]
+    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    work = tmp_path / "resumed.work" / "frames"
+    deadline = time.monotonic() + 300
+    while len(glob.glob(str(work / "*.png"))) < 3 and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.1)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr and "run the same command again to continue" in stderr
+    kept = sorted(os.listdir(work))
+    assert 3 <= len(kept) < len(frames) and not list(work.glob(".tmp-*"))
+    assert not (tmp_path / "resumed").exists()  # no output until every frame is finished
+    before = {name: (work / name).read_bytes() for name in kept}
+    again = run_video("--content", path, "--styles", STYLE, "--output", tmp_path / "resumed", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert f"{len(kept)} frames finished" in again.stdout
+    assert {name: (work / name).read_bytes() for name in kept} == before  # finished frames were not redone
+    for a, b in zip(frames_of(tmp_path / "whole"), frames_of(tmp_path / "resumed")):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_other_settings_are_not_mixed_into_a_work_folder(tmp_path):
+    video.Work(str(tmp_path / "w"), {"style_weight": 500.0})
+    with pytest.raises(video.ToolError, match="other settings \\(style_weight\\)"):
+        video.Work(str(tmp_path / "w"), {"style_weight": 100.0})
+
+
+def test_bad_input(clip, tmp_path):
+    """One clear line, exit 1 or 2, nothing written: not a video, an empty video, a folder without
+    frames, frames of mixed sizes, an output over the input."""
+    path, frames = clip
+    text = tmp_path / "notes.mp4"
+    text.write_text("not a video")
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(b"")
+    no_frames = tmp_path / "no frames"
+    no_frames.mkdir()
+    (no_frames / "readme.txt").write_text("nothing here")
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    images.save_image(str(mixed / "frame0001.png"), frames[0])
+    images.save_image(str(mixed / "frame0002.png"), frames[1][:, :80])
+    cases = [(["--content", text], 1, "is not a video ffmpeg can read"),
+             (["--content", empty], 1, "is not a video ffmpeg can read"),
+             (["--content", tmp_path / "missing.mp4"], 1, "content video not found"),
+             (["--content", no_frames], 1, "no numbered frames"),
+             (["--content", mixed], 1, "the frames differ in size"),
+             (["--content", path, "--output", path], 2, "would overwrite the content video"),
+             (["--content", path, "--temporal-frames", "0"], 2, "--temporal-frames"),
+             (["--content", path, "--optim", "sgd"], 2, "--optim")]
+    for flags, code, message in cases:
+        result = run_video(*flags, "--styles", STYLE, cwd=tmp_path)
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode == code and len(lines) == 1 and message in lines[0], (flags, result.stderr)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.mp4", "mixed", "no frames", "notes.mp4"]
