@@ -191,11 +191,12 @@ class _TileWorker:
         return {"image": step.image, "losses": step.losses}
 
 
-class TileWorkers:
-    """Ray actors optimising tiles: as many as the cluster has room for (--cpus-per-task,
-    --gpus-per-task), each restarted by Ray if its process dies, its work retried."""
+class Actors:
+    """Ray actors of one class (`actor_class(*args)`), as many as the cluster has room for
+    (--cpus-per-task, --gpus-per-task), each restarted by Ray if its process dies and its call
+    retried. TensorFlow in each uses the CPUs its task asked for."""
 
-    def __init__(self, tiles, network_settings, log=print):
+    def __init__(self, actor_class, args, tiles, what, log=print):
         self.ray = ray = connect(tiles.ray, tiles.cpus_per_task, log)
         resources = ray.cluster_resources()
         count = int(resources.get("CPU", 1) // tiles.cpus_per_task)
@@ -204,48 +205,83 @@ class TileWorkers:
         if count < 1:
             raise ToolError(f"the Ray cluster has no room for a task of {tiles.cpus_per_task} CPU(s) and "
                             f"{tiles.gpus_per_task:g} GPU(s)")
-        actor = ray.remote(max_restarts=RETRIES, max_task_retries=RETRIES)(_TileWorker)
+        actor = ray.remote(max_restarts=RETRIES, max_task_retries=RETRIES)(actor_class)
         options = dict(num_cpus=tiles.cpus_per_task, num_gpus=tiles.gpus_per_task)
-        self.actors = [actor.options(**options).remote(network_settings) for _ in range(count)]
+        self.actors = [actor.options(**options).remote(*args) for _ in range(count)]
+        self.what = what
+        log(f"Ray: {count} {what} worker(s) of {tiles.cpus_per_task} CPU(s)")
+
+    def run(self, next_call, on_done):
+        """Call the actors until nothing runs and next_call() gives nothing more: next_call() is
+        (key, method name, args), or None when nothing can start now; on_done(key, result) is
+        called here as each call finishes, in the order they finish. Ctrl-C (and an exception
+        from on_done) cancels what runs."""
+        ray, pending, free = self.ray, {}, list(self.actors)
+        try:
+            with _Signals() as signals:
+                while True:
+                    while free:
+                        call = next_call()
+                        if call is None:
+                            break
+                        key, method, args = call
+                        actor = free.pop()
+                        pending[getattr(actor, method).remote(*args)] = (key, actor)
+                    if not pending:
+                        return
+                    done = _wait(ray, list(pending), signals)
+                    key, actor = pending.pop(done)
+                    free.append(actor)
+                    try:
+                        result = ray.get(done)
+                    except ray.exceptions.RayError as e:
+                        raise ToolError(f"a {self.what} failed on the Ray cluster: {str(e).splitlines()[0]}") from None
+                    on_done(key, result)
+        except BaseException:
+            _cancel(ray, pending)
+            raise
+
+    def close(self):
+        for actor in self.actors:
+            self.ray.kill(actor)
+
+
+class Worker:
+    """The base of an actor class: TensorFlow in it uses the CPUs its task asked for."""
+
+    def __init__(self):
+        _worker_threads()
+
+
+class TileWorkers(Actors):
+    """Ray actors optimising the tiles of a level (tiles.py)."""
+
+    def __init__(self, tiles, network_settings, log=print):
+        super().__init__(_TileWorker, (network_settings,), tiles, "tile", log)
         self.targets, self.targets_ref, self.level = None, None, 0
-        log(f"Ray: {count} tile worker(s) of {tiles.cpus_per_task} CPU(s)")
 
     def optimise(self, jobs, targets, blend, weights, optimizer, iterations, on_done, bar=None):
         """[(pixels, content, rest, own_weight, scale)] -> [Step] in the same order, each tile on
         a free actor; `on_done(index, Step)` as each finishes. A tile whose loss became non-finite
         is handed to on_done with its best finite image, and a NumericalError raised."""
         from stylize import Step
-        ray = self.ray
         if targets is not self.targets:  # a new level: its targets are sent to the cluster once
-            self.targets, self.level, self.targets_ref = targets, self.level + 1, ray.put(targets)
-        results, pending, queue, free = [None] * len(jobs), {}, list(enumerate(jobs)), list(self.actors)
-        try:
-            with _Signals() as signals:
-                while queue or pending:
-                    while queue and free:
-                        i, job = queue.pop(0)
-                        actor = free.pop()
-                        pending[actor.optimise.remote(self.level, self.targets_ref, blend, weights, *job, optimizer,
-                                                      iterations)] = (i, actor)
-                    done = _wait(ray, list(pending), signals)
-                    i, actor = pending.pop(done)
-                    free.append(actor)
-                    try:
-                        result = ray.get(done)
-                    except ray.exceptions.RayError as e:
-                        raise ToolError(f"a tile failed on the Ray cluster: {str(e).splitlines()[0]}") from None
-                    if "error" in result:  # a non-finite loss: keep this tile's best finite image
-                        on_done(i, Step(0, result["image"], False))
-                        raise NumericalError(result["error"])
-                    results[i] = Step(iterations, result["image"], True, result["losses"])
-                    on_done(i, results[i])
-                    if bar is not None:
-                        bar.update(iterations)
-        except (Interrupted, KeyboardInterrupt, NumericalError):
-            _cancel(ray, pending)
-            raise
-        return results
+            self.targets, self.level, self.targets_ref = targets, self.level + 1, self.ray.put(targets)
+        results, queue = [None] * len(jobs), list(enumerate(jobs))
 
-    def close(self):
-        for actor in self.actors:
-            self.ray.kill(actor)
+        def next_call():
+            if not queue:
+                return None
+            i, job = queue.pop(0)
+            return i, "optimise", (self.level, self.targets_ref, blend, weights, *job, optimizer, iterations)
+
+        def finished(i, result):
+            if "error" in result:  # a non-finite loss: keep this tile's best finite image
+                on_done(i, Step(0, result["image"], False))
+                raise NumericalError(result["error"])
+            results[i] = Step(iterations, result["image"], True, result["losses"])
+            on_done(i, results[i])
+            if bar is not None:
+                bar.update(iterations)
+        self.run(next_call, finished)
+        return results

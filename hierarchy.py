@@ -15,9 +15,10 @@ larger one half as many as the one below (at least 25). Each style image is scal
 as above but never beyond its own width (its strokes stay sharp, and a print gets finer strokes
 up close). Each level after the first refines it rather than painting it again: an anchor term,
 anchor_weight * mean((avgpool_f(x) - first)^2), keeps the image, averaged over f x f blocks (f
-the level's width over the first's), at the first level's result, so that the print seen whole is
-as stylised as the first level and the larger levels add detail. (A level in tiles has no
-anchor.)
+the level's width over the first's), at the first level's result, and the style loss of that
+averaged image (against the styles at the first level's size) is added to the level's own, so
+that the print seen whole is as stylised as the first level and the larger levels add detail.
+(A level in tiles has neither.)
 
 Colour preservation: a level's result becomes c * yuv + (1 - c) * result, yuv its YCbCr luma
 transfer of the content's colours (luma_transfer.py). On level 0, c = 1 for --preserve-colors
@@ -150,7 +151,7 @@ def run_levels(settings, content, styles, initial, net, found, tile_sizes=None, 
     blend = settings.style_blend_weights
     auto = settings.hierarchy.max_hierarchy == "auto"
     running = (initial if initial is not None else content).astype(np.float32)
-    first = None  # auto: the smallest level's result, which the larger ones refine
+    first = None  # auto: (the smallest level's result, its style images), which the larger levels refine
     for level in reversed(range(len(found))):
         height, width, iterations = found[level]
         level_content = images.resize(content.astype(np.float32), (height, width))
@@ -175,7 +176,7 @@ def run_levels(settings, content, styles, initial, net, found, tile_sizes=None, 
                 steps = stylize_tiled(net, start, level_content, level_styles, blend, settings.losses, tile,
                                       workers=workers, temporal=temporal and (temporal[:2], targets), **common)
             else:
-                anchor = (first, width // first.shape[1]) if first is not None else None
+                anchor = (first[0], width // first[0].shape[1], first[1]) if first is not None else None
                 stylizer = level_stylizer(cache, net, level_content, level_styles, blend, settings.losses, anchor,
                                           temporal and (temporal[:2], targets))
                 steps = stylize(net, start, level_content, level_styles, blend, settings.losses, anchor=anchor,
@@ -191,5 +192,5 @@ def run_levels(settings, content, styles, initial, net, found, tile_sizes=None, 
         if coefficient:
             running = coefficient * colortransfer(level_content, running, "yuv") + (1 - coefficient) * running
         if auto and first is None:
-            first = running
+            first = running, level_styles
     return running

@@ -24,7 +24,8 @@ activations at a layer of H x W positions and C channels, and l2(x) = sum(x^2) /
   the range), so that what is saved is what was optimised. --unbounded optimises the image as it
   is, as the original did; saving then clips it.
 - Anchor (--max-hierarchy auto, the levels after the first): anchor_weight * 2 * l2(avgpool_f(x)
-  - A) / size(A), A the first level's result, f the level's size over A's (hierarchy.py).
+  - A) / size(A), A the first level's result, f the level's size over A's (hierarchy.py); and the
+  style loss of avgpool_f(x) against the styles at A's size, added to the style loss.
 - Temporal (a video's frames, neural_video.py): temporal_weight * sum_j sum(c_j * (x - w_j)^2) / D,
   w_j an earlier frame's result warped to this one by the optical flow, c_j in [0, 1] where the
   flow is certain (video.py), D the image's number of values.
@@ -223,8 +224,10 @@ class TransferLoss:
                  anchor=None, temporal=None):
         self.net = net
         self.w = weights
-        # (A [1, h, w, 3], f): the image averaged over f x f blocks is held at A (the anchor term)
+        # (A [1, h, w, 3], f, styles at A's size): the image averaged over f x f blocks is held at A
+        # (the anchor term), and its style loss there counts too
         self.anchor = anchor and (tf.constant(anchor[0][None]), int(anchor[1]))
+        self.coarse_styles = anchor[2] if anchor and len(anchor) > 2 else None
         # (temporal_weight, count): `count` earlier frames, warped, and their certainty; set_temporal
         # points them at each frame (a certainty of 0 where there is none)
         self.temporal_weight, count = temporal or (0.0, 0)
@@ -237,6 +240,8 @@ class TransferLoss:
         targets = style_targets or StyleTargets(net, styles, style_blend_weights, weights)
         self.style_layers, self.distr_layers, self.blend = targets.style_layers, targets.distr_layers, targets.blend
         self.style_targets, self.distr_targets = targets.style, targets.distr
+        if self.coarse_styles is not None:  # the styles at the first level's size
+            self.coarse_targets = StyleTargets(net, self.coarse_styles, style_blend_weights, weights).style
         self.layers = sorted({l for l, _ in self.content_layers + self.style_layers} | set(self.distr_layers),
                              key=net.LAYERS.index)
         self.part = part
@@ -282,6 +287,32 @@ class TransferLoss:
         off), or (the image, None) with --unbounded."""
         return (image, None) if self.w.unbounded else _clip(image, -self.net.mean_pixel)
 
+    def _style_terms(self, layer, lw, gram, moments, channels, targets):
+        """A style layer's weighted losses against each style's targets: by the Gram matrix, or the
+        (mean, variance) of the features."""
+        w = self.w
+        if w.style_feat_type == "gram":
+            per_style = [_sq_sum(gram - t[layer]) * (1.0 / channels ** 2) for t in targets]
+        elif w.style_feat_type == "mean":
+            per_style = [_sq_sum(moments[0] - t[layer][0]) for t in targets]
+        else:  # distr: mean and std
+            std = _std(moments[1], STD_FLOOR)
+            per_style = [_sq_sum(moments[0] - t[layer][0]) + _sq_sum(std - t[layer][1]) for t in targets]
+        return [w.style_weight * beta * lw * loss for beta, loss in zip(self.blend, per_style)]
+
+    def _coarse_style(self, coarse):
+        """The style loss of the image seen at the first level's size (--max-hierarchy auto)."""
+        feats = self.net.features(coarse, [layer for layer, _ in self.style_layers])
+        style = tf.constant(0.0)
+        for layer, lw in self.style_layers:
+            f, positions, channels = _as_matrix(feats[layer])
+            gram = _self_product(_shifted(f, self.w.ashift)) * (1.0 / (positions * channels)) \
+                if self.w.style_feat_type == "gram" else None
+            for term in self._style_terms(layer, lw, gram, None if gram is not None else _moments(f), channels,
+                                          self.coarse_targets):
+                style += term
+        return style
+
     def __call__(self, image):
         w = self.w
         image, cut_off = self._in_range(image)
@@ -311,15 +342,10 @@ class TransferLoss:
                 gram = _self_product(_shifted(f, w.ashift)) * (1.0 / (positions * channels))
             else:
                 mean, var = moments(layer, f)
-            if w.style_feat_type == "gram":
-                per_style = [_sq_sum(gram - t[layer]) * (1.0 / channels ** 2) for t in self.style_targets]
-            elif w.style_feat_type == "mean":
-                per_style = [_sq_sum(mean - t[layer][0]) for t in self.style_targets]
-            else:  # distr: mean and std
-                std = _std(var, STD_FLOOR)
-                per_style = [_sq_sum(mean - t[layer][0]) + _sq_sum(std - t[layer][1]) for t in self.style_targets]
-            for beta, loss in zip(self.blend, per_style):
-                style += w.style_weight * beta * lw * loss
+            for term in self._style_terms(layer, lw, gram if w.style_feat_type == "gram" else None,
+                                          None if w.style_feat_type == "gram" else (mean, var), channels,
+                                          self.style_targets):
+                style += term
         pooled = style
 
         # Distribution remapping: pull F towards its own features remapped to the style's
@@ -346,6 +372,10 @@ class TransferLoss:
             height, width = target.shape[1:3]
             coarse = tf.nn.avg_pool2d(image[:, :height * f, :width * f], f, f, "VALID")
             total += ANCHOR_WEIGHT * _sq_sum(coarse - target) * (1.0 / int(np.prod(target.shape)))
+            if self.coarse_styles is not None:
+                coarse_style = self._coarse_style(coarse)
+                style += coarse_style
+                total += coarse_style
         if self.part:  # a part's total counts the whole image's style loss `scale` times
             total += (self.scale - 1.0) * pooled
         return tf.stack([content, style, tv, total])

@@ -120,7 +120,8 @@ def add_transfer_flags(p):
 
     g = p.add_argument_group("Ray cluster (pip install '.[ray]')")
     g.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
-                   help="optimise the tiles of tiled levels as Ray tasks (with batch.py: run each pair as one); "
+                   help="optimise the tiles of tiled levels as Ray tasks (with batch.py: run each pair as one; with "
+                        "neural_video.py: run the shots at the same time); "
                         "no ADDRESS starts a local Ray for the run, 'auto' or host:port or ray://host:port "
                         "joins an existing cluster")
     g.add_argument("--cpus-per-task", type=int, default=D["cpus_per_task"], metavar="N",

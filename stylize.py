@@ -35,7 +35,8 @@ class Stylizer:
         device.graph_rewrites_off_on_cpu()
         self.net = net
         self.shape = (1,) + content.shape
-        anchor = anchor and (net.preprocess(np.asarray(anchor[0], np.float32)), anchor[1])
+        anchor = anchor and (net.preprocess(np.asarray(anchor[0], np.float32)), anchor[1],
+                             [net.preprocess(np.asarray(s, np.float32)) for s in anchor[2]])
         self.loss = TransferLoss(net, net.preprocess(content), [net.preprocess(s) for s in styles],
                                  style_blend_weights, weights, style_targets, part, anchor, temporal)
         self.optimizers = {}  # compiled device optimizers (Adam by hyperparameters, L-BFGS), reused across tiles

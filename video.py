@@ -25,6 +25,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 from typing import NamedTuple
 
@@ -390,7 +391,6 @@ def run(settings, video, log=print):
     """Stylise the video or folder of frames settings.inputs.content into settings.output.output
     (a video, or a folder of frames), frame by frame, through the work folder. Returns the output."""
     import collections
-    import sys
 
     from tqdm import tqdm
 
@@ -416,7 +416,9 @@ def run(settings, video, log=print):
     cache, window = {}, collections.deque(maxlen=max(video.temporal_frames) + 1)
     bar = tqdm(total=source.count, initial=finished, desc="frames", unit="frame", disable=None, file=sys.stderr)
     try:
-        for index, frame in enumerate(frames(source, size)):
+        if settings.tiles.ray:
+            on_ray(settings, video, source, size, styles, first, work, flows, starts, bar, log)
+        for index, frame in enumerate([] if settings.tiles.ray else frames(source, size)):
             window.append(frame)
             if work.done(index):
                 continue
@@ -448,3 +450,64 @@ def run(settings, video, log=print):
     bar.close()
     write_output(work, source, source.count, output, source.fps)
     return output
+
+
+class FrameWorker:
+    """A Ray actor stylising a video's frames (cluster.Actors): the plan and the network made once,
+    the levels' compiled losses kept from frame to frame."""
+
+    def __init__(self, settings, first, styles):
+        import cluster
+        import pipeline
+        cluster.Worker.__init__(self)
+        self.prepared = pipeline.prepare(settings, first, styles, log=lambda *a: None)
+        self.cache = {}
+
+    def render(self, frame, initial, seed, temporal_weight, count, earlier):
+        import pipeline
+        temporal = (temporal_weight, count, temporal_targets(earlier)) if temporal_weight else None
+        result = pipeline.render_prepared(self.prepared, frame, initial, log=lambda *a: None, quiet=True, seed=seed,
+                                          temporal=temporal, cache=self.cache)
+        if result.stopped is not None:
+            return {"error": str(result.stopped)}
+        return {"image": images.to_uint8(result.pixels), "params": result.params}
+
+
+def on_ray(settings, video, source, size, styles, first, work, flows, starts, bar, log):
+    """The shots at the same time on a Ray cluster (--ray), each frame of a shot after the one
+    before it; every finished frame is written here as it comes back."""
+    import cluster
+    content = list(frames(source, size))  # the shots need them in any order
+    ends = dict(zip(starts, starts[1:] + [source.count]))
+    upcoming = {shot: next((i for i in range(shot, ends[shot]) if not work.done(i)), ends[shot]) for shot in starts}
+    busy = set()
+
+    def next_call():
+        for shot in starts:
+            index = upcoming[shot]
+            if shot in busy or index >= ends[shot]:
+                continue
+            for back in video.temporal_frames:
+                if video.temporal_weight and index - back >= shot:
+                    flows.get(index, back, content[index], content[index - back])
+            inputs = frame_inputs(index, shot, content[index].astype(np.float32), work.result, flows, video,
+                                  settings.inputs.seed)
+            busy.add(shot)
+            return shot, "render", (content[index], inputs.initial, inputs.seed, video.temporal_weight,
+                                    len(video.temporal_frames), inputs.earlier)
+        return None
+
+    def finished(shot, result):
+        index = upcoming[shot]
+        if "error" in result:
+            raise ToolError(f"frame {index + 1}: {result['error']}; the finished frames are kept in {work.frames}")
+        work.save(index, result["image"], json.dumps(dict(result["params"], frame=index + 1)))
+        upcoming[shot] += 1
+        busy.discard(shot)
+        bar.update(1)
+    actors = cluster.Actors(FrameWorker, (settings.replace(ray=None), first, styles), settings.tiles, "frame",
+                            log=lambda message: print(message, file=sys.stderr))
+    try:
+        actors.run(next_call, finished)
+    finally:
+        actors.close()

@@ -1,7 +1,7 @@
 """Re-create every image of the README's gallery (examples/) with this project's own tools, from the
 photos and paintings of examples/inputs/full alone (their sources and licences are listed there).
 
-    python examples/make_examples.py            # the gallery (about 10 minutes on 2 CPU cores)
+    python examples/make_examples.py            # the gallery (about 15 minutes on 2 CPU cores)
     python examples/make_examples.py --print    # only the print: 4096 px with --max-hierarchy auto
 
 SqueezeNet v1.1 (the bundled weights), fixed seeds. Every image carries the flags it was made with
@@ -74,8 +74,37 @@ def gallery():
         images.save_image(os.path.join(HERE, f"colour_{mode.replace('-', '')}.jpg"),
                           colortransfer(content, styled, mode), f'{{"luma_transfer": "{mode}"}}')
     run("colour_before.jpg", COFFEE, SHIPWRECK, "--preserve-colors", "before")
+    video_example()
     total = sum(os.path.getsize(os.path.join(HERE, f)) for f in os.listdir(HERE) if f.endswith(".jpg"))
     print(f"examples/: {total / 2**20:.2f} MB of images")
+
+
+def video_example():
+    """examples/video.gif: a pan and a zoom over the rocket photo, stylised with frames independent
+    (left) and consistent (right), 100 iterations a frame."""
+    import tempfile
+
+    import numpy as np
+    from PIL import Image
+
+    import video
+    from settings import Settings
+    sys.path.insert(0, os.path.join(ROOT, "tests"))
+    import clips
+    folder = tempfile.mkdtemp()
+    clip = clips.write_clip(os.path.join(folder, "clip.mp4"), clips.pan_and_zoom(size=(128, 192), pan_frames=12,
+                                                                                  zoom_frames=6))
+    sides = []
+    for weight in (0.0, 100.0):
+        out = os.path.join(folder, f"weight{weight:g}")
+        print(f"== video.gif, --temporal-weight {weight:g}", flush=True)
+        settings = Settings.from_flags(content=clip, styles=[STARRY], network_type="sqz", iterations=100, seed=1,
+                                       no_collage=True, output=out)
+        video.run(settings, video.VideoSettings(weight))
+        sides.append([images.load_image(os.path.join(out, f)) for f in sorted(os.listdir(out))])
+    gap = np.full((128, 8, 3), 255, np.uint8)
+    frames = [Image.fromarray(np.concatenate([a, gap, b], axis=1)) for a, b in zip(*sides)]
+    frames[0].save(os.path.join(HERE, "video.gif"), save_all=True, append_images=frames[1:], duration=100, loop=0)
 
 
 def make_print(path=None):

@@ -55,3 +55,12 @@ def write_clip(path, frames, fps=10, audio=True):
     if wav:
         os.remove(wav)
     return path
+
+
+def two_shots(size=(64, 96), frames_each=5):
+    """A pan over the rocket, then a cut to a pan over the coffee cup: two shots."""
+    first = pan_and_zoom(size, frames_each, 0)
+    photo = images.resize(images.load_image(os.path.join(INPUTS, "full", "coffee.jpg")), (240, 360))
+    height, width = size
+    second = [photo[60:60 + height, 40 + k * PAN:40 + k * PAN + width].copy() for k in range(frames_each)]
+    return first + second

@@ -185,3 +185,38 @@ def test_ray_flags_are_checked_before_any_work(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
     with pytest.raises(ToolError, match=r"pip install '\.\[ray\]'"):
         cluster.connect("local", 1)
+
+
+def video_args(clip, out, *extra):
+    return [sys.executable, os.path.join(ROOT, "neural_video.py"), "--content", clip, "--styles",
+            input_path("starry_night.jpg"), "--network-type", "sqz", "--iterations", "20", "--seed", "1",
+            "--output", str(out), *extra]
+
+
+def video_frames(folder):
+    return {name: images.load_image(str(folder / name)).tobytes() for name in sorted(os.listdir(folder))}
+
+
+def test_video_shots_on_ray_equal_one_machine_and_survive_a_killed_worker(ray_cluster, tmp_path):
+    """A clip of two shots: on Ray the shots run at the same time, each frame after the one before;
+    the frames equal those made on one machine (one TensorFlow thread), and a worker killed in the
+    middle is replaced, its frame made again, nothing finished lost."""
+    import clips
+    clip = clips.write_clip(str(tmp_path / "two shots.mp4"), clips.two_shots(), audio=False)
+    here = subprocess.run(video_args(clip, tmp_path / "here"), capture_output=True, text=True, cwd=tmp_path,
+                          env=dict(os.environ, **ONE_THREAD), timeout=600)
+    assert here.returncode == 0, here.stderr
+    assert "2 shots, from frames 1, 6" in here.stdout
+    process = subprocess.Popen(video_args(clip, tmp_path / "ray", "--ray", ray_cluster), stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    deadline = time.monotonic() + 300
+    work = tmp_path / "ray.work" / "frames"
+    while not (work.is_dir() and len(os.listdir(work)) >= 2) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    victims = worker_pids("FrameWorker")
+    assert victims, "no frame worker running"
+    os.kill(victims[0], signal.SIGKILL)
+    stdout, stderr = process.communicate(timeout=600)
+    assert process.returncode == 0, stderr
+    assert "frame worker(s)" in stderr and "Traceback" not in stderr
+    assert video_frames(tmp_path / "ray") == video_frames(tmp_path / "here")
