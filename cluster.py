@@ -207,7 +207,11 @@ class Actors:
                             f"{tiles.gpus_per_task:g} GPU(s)")
         actor = ray.remote(max_restarts=RETRIES, max_task_retries=RETRIES)(actor_class)
         options = dict(num_cpus=tiles.cpus_per_task, num_gpus=tiles.gpus_per_task)
-        self.actors = [actor.options(**options).remote(*args) for _ in range(count)]
+        # The arguments go into the object store once, and this object holds them: a restarted
+        # actor runs its constructor again, and Ray frees arguments that only the first
+        # construction referenced (ray-project/ray#47043, #53727).
+        self.args = [ray.put(arg) for arg in args]
+        self.actors = [actor.options(**options).remote(*self.args) for _ in range(count)]
         self.what = what
         log(f"Ray: {count} {what} worker(s) of {tiles.cpus_per_task} CPU(s)")
 

@@ -36,7 +36,7 @@ class Result:
     """A transfer's image and every setting it was made with. `stopped` is what ended the run
     early (Ctrl-C or a loss that was not finite), if anything did: the image is then the best one
     so far, without the collage, and `params["partial"]` says why."""
-    pixels: np.ndarray      # HxWx3 float32 pixel values, 0..255 (not clipped)
+    pixels: np.ndarray      # HxWx3 float32 pixel values, 0..255 (beyond only with --unbounded)
     params: dict            # the settings by flag name, and notes (tiled_levels, partial)
     stopped: BaseException = None
 

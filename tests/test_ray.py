@@ -211,10 +211,16 @@ def test_video_shots_on_ray_equal_one_machine_and_survive_a_killed_worker(ray_cl
                                stderr=subprocess.PIPE, text=True, cwd=tmp_path)
     deadline = time.monotonic() + 300
     work = tmp_path / "ray.work" / "frames"
-    while not (work.is_dir() and len(os.listdir(work)) >= 2) and time.monotonic() < deadline:
+    victims = []
+    while process.poll() is None and time.monotonic() < deadline:
+        victims = worker_pids("FrameWorker")
+        if victims and work.is_dir() and len(os.listdir(work)) >= 2:
+            break
         time.sleep(0.2)
-    victims = worker_pids("FrameWorker")
-    assert victims, "no frame worker running"
+    if process.poll() is not None or not victims:
+        process.kill()
+        pytest.fail(f"no frame worker running after {len(os.listdir(work)) if work.is_dir() else 0} frames; "
+                    f"the run's output:\n{process.communicate()[1]}")
     os.kill(victims[0], signal.SIGKILL)
     stdout, stderr = process.communicate(timeout=600)
     assert process.returncode == 0, stderr
