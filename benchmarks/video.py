@@ -1,11 +1,12 @@
 """Flicker of stylised video: temporal consistency against independent frames (the performance
 document has the figures).
 
-    python benchmarks/video.py [DIR]   # about 15 minutes on 2 CPU cores
+    python benchmarks/video.py [DIR] [--weights 100,50,...]   # about 5 minutes on 2 CPU cores
 
 A clip made from a real photo (a slow pan, then a zoom, over the rocket of examples/inputs/full),
 stylised with SqueezeNet in The Starry Night's style, with the same iterations and seed: frames
-independent (--temporal-weight 0), and consistent (the default, and with --temporal-frames 1,2,4).
+independent (--temporal-weight 0), and consistent (the default, and with --temporal-frames 1,2,4;
+--weights adds other temporal weights).
 For each: Lai et al. (2018)'s warping error (flows and their certainty from the input frames by
 Farneback's method, not the tool's DIS), its ratio to the independent frames', the input's own
 warping error (the floor), each frame's style loss against the independent frames', the time per
@@ -37,13 +38,18 @@ def style_losses(outputs, style_path, net):
 
 
 def main():
+    import argparse
     import clips
     import images
     import squeezenet
     import video
     from bench import cpu_description
     from settings import Settings
-    folder = sys.argv[1] if len(sys.argv) > 1 else tempfile.mkdtemp()
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("folder", nargs="?", help="where the clip and the outputs go (default: a temporary folder)")
+    parser.add_argument("--weights", default="", help="more temporal weights to measure, e.g. 50,20")
+    args = parser.parse_args()
+    folder = args.folder or tempfile.mkdtemp()
     os.makedirs(folder, exist_ok=True)
     frames = clips.pan_and_zoom(size=(170, 256), pan_frames=16, zoom_frames=8)
     clip = clips.write_clip(os.path.join(folder, "clip.mp4"), frames)
@@ -65,9 +71,11 @@ def main():
             spent["flow"] += time.perf_counter() - started
     video.flow = timed_flow
     results = {}
-    for name, weight, frames_back in (("independent", 0.0, (1,)), ("consistent", 100.0, (1,)),
-                                      ("consistent, 1,2,4", 100.0, (1, 2, 4))):
-        out = os.path.join(folder, name.replace(", ", "_").replace(",", ""))
+    default = video.VideoSettings._field_defaults["temporal_weight"]
+    cases = [("independent", 0.0, (1,)), ("consistent", default, (1,)), ("consistent, 1,2,4", default, (1, 2, 4))]
+    cases += [(f"weight {float(w):g}", float(w), (1,)) for w in args.weights.split(",") if w]
+    for name, weight, frames_back in cases:
+        out = os.path.join(folder, name.replace(", ", "_").replace(",", "").replace(" ", "_"))
         settings = Settings.from_flags(content=clip, styles=[style], network_type="sqz", iterations=100, seed=1,
                                        no_collage=True, output=out)
         spent["flow"] = 0.0

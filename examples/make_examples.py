@@ -3,6 +3,7 @@ photos and paintings of examples/inputs/full alone (their sources and licences a
 
     python examples/make_examples.py            # the gallery (about 15 minutes on 2 CPU cores)
     python examples/make_examples.py --print    # only the print: 4096 px with --max-hierarchy auto
+    python examples/make_examples.py --video    # only the video example (video.gif)
 
 SqueezeNet v1.1 (the bundled weights), fixed seeds. Every image carries the flags it was made with
 (`python neural_style.py --show-params examples/FILE`).
@@ -95,7 +96,7 @@ def video_example():
     clip = clips.write_clip(os.path.join(folder, "clip.mp4"), clips.pan_and_zoom(size=(128, 192), pan_frames=12,
                                                                                   zoom_frames=6))
     sides = []
-    for weight in (0.0, 100.0):
+    for weight in (0.0, video.VideoSettings().temporal_weight):
         out = os.path.join(folder, f"weight{weight:g}")
         print(f"== video.gif, --temporal-weight {weight:g}", flush=True)
         settings = Settings.from_flags(content=clip, styles=[STARRY], network_type="sqz", iterations=100, seed=1,
@@ -139,12 +140,15 @@ def cpu():
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--print", dest="print_only", action="store_true", help="only the print (about 15 minutes)")
+    parser.add_argument("--video", dest="video_only", action="store_true", help="only the video example")
     parser.add_argument("--keep", metavar="FILE", help="with --print: keep the full print at FILE")
     args = parser.parse_args()
-    if not args.print_only:
-        gallery()
     if args.print_only:
         make_print(args.keep)
+    elif args.video_only:
+        video_example()
+    else:
+        gallery()
 
 
 if __name__ == "__main__":

@@ -16,10 +16,12 @@ PAN = 2  # pixels a frame: the scene moves left by this much from one frame of t
 def pan_and_zoom(size=(64, 96), pan_frames=6, zoom_frames=4):
     """[uint8 HxWx3 frames]: a window of `size` (height, width) moving right over the rocket photo
     by PAN pixels a frame, then zooming in by 3% a frame."""
-    photo = images.load_image(os.path.join(INPUTS, "full", "rocket.jpg"))
-    photo = images.resize(photo, (240, 360))
     height, width = size
     y0, x0 = 80, 100
+    photo = images.load_image(os.path.join(INPUTS, "full", "rocket.jpg"))
+    # 240x360, or larger where the window and its pan would reach past it (every frame `size`)
+    scale = max(1.0, (y0 + height) / 240, (x0 + (pan_frames - 1) * PAN + width) / 360)
+    photo = images.resize(photo, (math.ceil(240 * scale), math.ceil(360 * scale)))
     frames = [photo[y0:y0 + height, x0 + k * PAN:x0 + k * PAN + width].copy() for k in range(pan_frames)]
     x = x0 + (pan_frames - 1) * PAN
     for k in range(1, zoom_frames + 1):
@@ -27,6 +29,7 @@ def pan_and_zoom(size=(64, 96), pan_frames=6, zoom_frames=4):
         h, w = round(height / scale), round(width / scale)
         y, xx = y0 + (height - h) // 2, x + (width - w) // 2
         frames.append(images.resize(photo[y:y + h, xx:xx + w], size))
+    assert all(f.shape[:2] == tuple(size) for f in frames), "a frame left the photo"
     return frames
 
 

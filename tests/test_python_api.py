@@ -1,6 +1,7 @@
 """The Python interface (pipeline.transfer): the README's example as written, images as paths, PIL
 images or arrays, settings by the flags' names, progress, and a run ended early."""
 import os
+import re
 import subprocess
 import sys
 
@@ -21,6 +22,15 @@ def readme_python_example():
     readme = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
     section = readme.split("## From Python", 1)[1]
     return section.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+def test_readme_is_short_and_its_images_exist():
+    """The README is for users (under 4,000 words), and every image it shows is in the repository."""
+    readme = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
+    assert len(readme.split()) < 4000
+    shown = re.findall(r'src="([^"]+)"', readme)
+    assert len(shown) > 10
+    assert [path for path in shown if not os.path.isfile(os.path.join(ROOT, path))] == []
 
 
 @pytest.mark.slow  # a real transfer in a new process
