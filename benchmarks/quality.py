@@ -1,7 +1,7 @@
 """What the pictures are like, case by case (the performance document has the figures).
 
     python benchmarks/quality.py --range     # the pixel range kept or not, each optimiser (~25 minutes)
-    python benchmarks/quality.py --print DIR # prints with --max-hierarchy auto against small runs (~1 h)
+    python benchmarks/quality.py --print DIR # prints with --max-hierarchy auto against small runs (~10 minutes)
     python benchmarks/quality.py --quick     # --range with one pair and 100 iterations
 
 For each case: the fraction of the optimised values outside 0..255 before saving (for a run that
