@@ -473,11 +473,26 @@ class FrameWorker:
         return {"image": images.to_uint8(result.pixels), "params": result.params}
 
 
+def frames_on_disk(source, size, path):
+    """The source's frames (uint8, resized to `size`) as one array mapped from a file, written frame
+    by frame, so that a long video is read in any order without being held in memory."""
+    height, width = size
+    if not os.path.isfile(path):
+        stored = np.lib.format.open_memmap(path + ".partial.npy", mode="w+", dtype=np.uint8,
+                                           shape=(source.count, height, width, 3))
+        for index, frame in enumerate(frames(source, size)):
+            stored[index] = frame
+        stored.flush()
+        del stored
+        os.replace(path + ".partial.npy", path)
+    return np.load(path, mmap_mode="r")
+
+
 def on_ray(settings, video, source, size, styles, first, work, flows, starts, bar, log):
     """The shots at the same time on a Ray cluster (--ray), each frame of a shot after the one
     before it; every finished frame is written here as it comes back."""
     import cluster
-    content = list(frames(source, size))  # the shots need them in any order
+    content = frames_on_disk(source, size, os.path.join(work.folder, "content.npy"))  # the shots read them in any order
     ends = dict(zip(starts, starts[1:] + [source.count]))
     upcoming = {shot: next((i for i in range(shot, ends[shot]) if not work.done(i)), ends[shot]) for shot in starts}
     busy = set()
@@ -489,11 +504,11 @@ def on_ray(settings, video, source, size, styles, first, work, flows, starts, ba
                 continue
             for back in video.temporal_frames:
                 if video.temporal_weight and index - back >= shot:
-                    flows.get(index, back, content[index], content[index - back])
+                    flows.get(index, back, np.array(content[index]), np.array(content[index - back]))
             inputs = frame_inputs(index, shot, content[index].astype(np.float32), work.result, flows, video,
                                   settings.inputs.seed)
             busy.add(shot)
-            return shot, "render", (content[index], inputs.initial, inputs.seed, video.temporal_weight,
+            return shot, "render", (np.array(content[index]), inputs.initial, inputs.seed, video.temporal_weight,
                                     len(video.temporal_frames), inputs.earlier)
         return None
 

@@ -195,3 +195,76 @@ def test_bad_input(clip, tmp_path):
         lines = result.stderr.strip().splitlines()
         assert result.returncode == code and len(lines) == 1 and message in lines[0], (flags, result.stderr)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.mp4", "mixed", "no frames", "notes.mp4"]
+
+
+def run_video_here(argv, capsys):
+    """neural_video.py's entry point in this process: (exit code, stdout, stderr)."""
+    import errors
+    import neural_video
+    try:
+        errors.run_cli(neural_video.main, [str(a) for a in FAST + list(argv)])
+        code = 0
+    except SystemExit as e:
+        code = e.code
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+@pytest.mark.slow  # three stylised clips
+def test_frames_too_large_for_memory_run_in_tiles(tmp_path, monkeypatch, capsys):
+    """Frames that do not fit in memory whole are stylised in tiles, as a still would be, with the
+    temporal loss cropped to each tile: it keeps the frames together as well as it does whole. When
+    not even the smallest tile fits: one line of advice, exit 1, the finished frames kept."""
+    import memory
+    import squeezenet
+    from conftest import BUNDLED_WEIGHTS
+    size = (96, 200)
+    clip = clips.write_clip(str(tmp_path / "wide.mp4"), clips.pan_and_zoom(size, pan_frames=4, zoom_frames=0),
+                            audio=False)
+    inputs = list(video.frames(video.open_source(clip)))
+    common = ["--content", clip, "--styles", STYLE, "--max-hierarchy", "1"]
+
+    def stylised(name, flags=(), tiled=True):
+        code, out, err = run_video_here(common + list(flags) + ["--output", tmp_path / name], capsys)
+        assert code == 0, err
+        assert ("level 200x96 needs more than" in out and "tiles of at most 128x128 px" in out) == tiled, out
+        frames = sorted(glob.glob(str(tmp_path / f"{name}.work" / "frames" / "*.png")))
+        assert len(frames) == len(inputs)
+        plan = {"200x96": 128} if tiled else {}
+        assert all(json.loads(images.read_params(f))["tiled_levels"] == plan for f in frames)
+        return video.warping_error(frames_of(tmp_path / name), inputs)
+
+    whole = stylised("whole", tiled=False)
+    level, tile = (memory.level_memory(squeezenet.NETWORK, size, "lbfgs", t) for t in (None, 128))
+    monkeypatch.setattr(memory, "available_memory", lambda: 1.3 * os.path.getsize(BUNDLED_WEIGHTS) + (level + tile) / 2)
+    independent = stylised("independent", ["--temporal-weight", "0"])
+    consistent = stylised("consistent")
+    assert consistent <= 0.85 * independent and consistent <= 1.15 * whole, (whole, independent, consistent)
+    # Not even the smallest tile fits: refused before any frame, the finished frames untouched.
+    work = tmp_path / "consistent.work" / "frames"
+    before = {p.name: p.read_bytes() for p in work.iterdir()}
+    os.remove(work / "000004.png")
+    del before["000004.png"]
+    monkeypatch.setattr(memory, "available_memory", lambda: 2**20)
+    code, out, err = run_video_here(common + ["--output", tmp_path / "consistent"], capsys)
+    lines = err.strip().splitlines()
+    assert code == 1 and len(lines) == 1 and "--tile-size" in lines[0], err
+    assert {p.name: p.read_bytes() for p in work.iterdir()} == before
+
+
+def test_frames_on_disk_are_the_frames(clip, tmp_path):
+    """The Ray path reads the frames from one file in the work folder, in any order, not from memory;
+    a file left half written by an interrupted run is not taken for it."""
+    path, _ = clip
+    source = video.open_source(path)
+    size = (32, 48)
+    stored = str(tmp_path / "content.npy")
+    with open(stored + ".partial.npy", "wb") as f:
+        f.write(b"half written")
+    frames = video.frames_on_disk(source, size, stored)
+    assert isinstance(frames, np.memmap) and not os.path.exists(stored + ".partial.npy")
+    expected = list(video.frames(source, size))
+    assert frames.shape == (len(expected), 32, 48, 3)
+    for index in (len(expected) - 1, 0, 3):
+        np.testing.assert_array_equal(frames[index], expected[index])
+    assert video.frames_on_disk(source, size, stored).shape == frames.shape  # made once, then read
