@@ -88,7 +88,7 @@ def open_source(path, fps=None):
         raise ToolError(f"content video not found: {path}")
     import imageio_ffmpeg
     try:
-        reader = imageio_ffmpeg.read_frames(path)
+        reader = read_frames(path)
         meta = next(reader)
         first = next(reader, None)
         reader.close()
@@ -105,6 +105,15 @@ def open_source(path, fps=None):
     return Source(path, [], count, fps or float(meta["fps"]), height, width, has_audio)
 
 
+def read_frames(path):
+    """imageio-ffmpeg's reader of the video at `path`: its metadata, then each frame's bytes. Every
+    decoded frame once (-fps_mode passthrough): by default ffmpeg repeats frames to fill a constant
+    rate, for example where an AVI's sound outlasts its pictures, and the frames would outnumber
+    the count."""
+    import imageio_ffmpeg
+    return imageio_ffmpeg.read_frames(path, output_params=["-fps_mode", "passthrough"])
+
+
 def frames(source, size=None):
     """The source's frames, in order, as uint8 HxWx3 arrays, resized to `size` (height, width)."""
     if source.files:
@@ -112,8 +121,7 @@ def frames(source, size=None):
             frame = images.load_image(f, "frame")
             yield images.resize(frame, size) if size else frame
         return
-    import imageio_ffmpeg
-    reader = imageio_ffmpeg.read_frames(source.path)
+    reader = read_frames(source.path)
     meta = next(reader)
     width, height = meta["size"]
     try:
@@ -317,18 +325,19 @@ def write_output(work, source, count, output, fps):
     odd = frame.shape[0] % 2 or frame.shape[1] % 2
     command = [ffmpeg(), "-y", "-hide_banner", "-loglevel", "error", "-framerate", repr(fps), "-start_number", "1",
                "-i", os.path.join(work.frames, FRAME_NAME)]
-    if source.has_audio:
-        command += ["-i", source.path, "-map", "0:v:0", "-map", "1:a:0?"]
     ext = os.path.splitext(output)[1].lower()
+    sound = source.has_audio and ext != ".gif"  # a GIF holds no sound
+    if sound:
+        command += ["-i", source.path, "-map", "0:v:0", "-map", "1:a:0?"]
     if ext == ".gif":
         command += ["-vf", "split[a][b];[a]palettegen[p];[b][p]paletteuse"]
     elif ext == ".webm":
         command += ["-c:v", "libvpx-vp9", "-b:v", "0", "-crf", "30", "-pix_fmt", "yuv420p" if not odd else "yuv444p"]
-        if source.has_audio:
+        if sound:
             command += ["-c:a", "libopus"]
     else:
         command += ["-c:v", "libx264", "-crf", "18", "-pix_fmt", "yuv444p" if odd else "yuv420p"]
-        if source.has_audio:
+        if sound:
             command += ["-c:a", "aac", "-b:a", "192k"]
     command += ["-r", repr(fps), "-f", {".mkv": "matroska", ".mov": "mov", ".avi": "avi", ".gif": "gif",
                                        ".webm": "webm"}.get(ext, "mp4"), tmp]
@@ -406,6 +415,8 @@ def run(settings, video, log=print):
     finished = sum(work.done(i) for i in range(source.count))
     log(f"{source.count} frames of {size[1]}x{size[0]} at {source.fps:g} fps{', with sound' if source.has_audio else ''}"
         f"; work folder {work.folder}" + (f", {finished} frames finished" if finished else ""))
+    if source.has_audio and output.lower().endswith(".gif"):
+        log("a GIF holds no sound: the output has none (choose .mp4, .mov, .mkv, .webm or .avi to keep it)")
     first = next(frames(source, size))
     prepared = pipeline.prepare(settings, first, styles, log)
     flows = Flows(work.folder)

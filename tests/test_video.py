@@ -268,3 +268,23 @@ def test_frames_on_disk_are_the_frames(clip, tmp_path):
     for index in (len(expected) - 1, 0, 3):
         np.testing.assert_array_equal(frames[index], expected[index])
     assert video.frames_on_disk(source, size, stored).shape == frames.shape  # made once, then read
+
+
+def test_every_container_is_written_and_read_back(clip, tmp_path):
+    """The output in each container the tool offers, with the frame rate, size and (where the
+    container holds sound) the sound of its source, read back as the content of another run."""
+    path, frames = clip
+    source = video.open_source(path)
+    work = video.Work(str(tmp_path / "work"), {})
+    for index, frame in enumerate(frames):
+        work.save(index, frame.astype(np.float32), "{}")
+    for ext in (".mp4", ".mov", ".mkv", ".webm", ".avi", ".gif", ".m4v"):
+        output = str(tmp_path / ("out" + ext))
+        video.write_output(work, source, len(frames), output, source.fps)
+        back = video.open_source(output)
+        assert (back.count, back.fps, back.height, back.width) == (len(frames), 10.0, 64, 96), ext
+        assert back.has_audio == (ext != ".gif"), ext
+        read = np.array(list(video.frames(back)), np.float32)
+        assert np.abs(read - np.array(frames, np.float32)).mean() < (12 if ext == ".gif" else 6), ext
+    assert sorted(os.listdir(tmp_path)) == sorted(["work"] + ["out" + e for e in
+                                                             (".mp4", ".mov", ".mkv", ".webm", ".avi", ".gif", ".m4v")])
