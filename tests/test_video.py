@@ -288,3 +288,18 @@ def test_every_container_is_written_and_read_back(clip, tmp_path):
         assert np.abs(read - np.array(frames, np.float32)).mean() < (12 if ext == ".gif" else 6), ext
     assert sorted(os.listdir(tmp_path)) == sorted(["work"] + ["out" + e for e in
                                                              (".mp4", ".mov", ".mkv", ".webm", ".avi", ".gif", ".m4v")])
+
+
+def test_the_transfer_flags_of_neural_style_with_the_same_defaults():
+    """neural_video.py takes every style, network, loss, optimiser, hierarchy, colour and tile flag
+    of neural_style.py with its default; what it leaves out concerns a still's output file."""
+    import neural_style
+    import neural_video
+
+    def options(parser):
+        return {o: (a.default, a.nargs, a.type) for a in parser._actions for o in a.option_strings}
+    still, moving = options(neural_style.build_parser()), options(neural_video.build_parser())
+    assert set(still) - set(moving) == {"--bit-depth", "--checkpoint-iterations", "--checkpoint-output", "--initial",
+                                        "--no-collage", "--out-postfix", "--print-iterations", "--show-params"}
+    assert set(moving) - set(still) == {"--fps", "--temporal-frames", "--temporal-weight", "--work-dir"}
+    assert all(still[o] == moving[o] for o in set(still) & set(moving))
