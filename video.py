@@ -326,7 +326,7 @@ def write_output(work, source, count, output, fps):
     command = [ffmpeg(), "-y", "-hide_banner", "-loglevel", "error", "-framerate", repr(fps), "-start_number", "1",
                "-i", os.path.join(work.frames, FRAME_NAME)]
     ext = os.path.splitext(output)[1].lower()
-    sound = source.has_audio and ext != ".gif"  # a GIF holds no sound
+    sound = keeps_sound(source, output)
     if sound:
         command += ["-i", source.path, "-map", "0:v:0", "-map", "1:a:0?"]
     if ext == ".gif":
@@ -368,6 +368,12 @@ def warping_error(outputs, inputs):
         back = warp(np.asarray(o2, np.float32) / 255.0, forward)
         errors.append(float(np.sum(mask * (np.asarray(o1, np.float32) / 255.0 - back) ** 2) / max(mask.sum() * 3, 1)))
     return float(np.mean(errors))
+
+
+def keeps_sound(source, output):
+    """Whether the output video gets the source's sound: when it has some and is not a GIF (which
+    holds none)."""
+    return source.has_audio and os.path.splitext(output)[1].lower() != ".gif"
 
 
 def check_output(output, source_path):
@@ -415,7 +421,7 @@ def run(settings, video, log=print):
     finished = sum(work.done(i) for i in range(source.count))
     log(f"{source.count} frames of {size[1]}x{size[0]} at {source.fps:g} fps{', with sound' if source.has_audio else ''}"
         f"; work folder {work.folder}" + (f", {finished} frames finished" if finished else ""))
-    if source.has_audio and output.lower().endswith(".gif"):
+    if source.has_audio and not keeps_sound(source, output):
         log("a GIF holds no sound: the output has none (choose .mp4, .mov, .mkv, .webm or .avi to keep it)")
     first = next(frames(source, size))
     prepared = pipeline.prepare(settings, first, styles, log)
@@ -513,13 +519,14 @@ def on_ray(settings, video, source, size, styles, first, work, flows, starts, ba
             index = upcoming[shot]
             if shot in busy or index >= ends[shot]:
                 continue
+            frame = np.array(content[index])  # read from the file once
             for back in video.temporal_frames:
                 if video.temporal_weight and index - back >= shot:
-                    flows.get(index, back, np.array(content[index]), np.array(content[index - back]))
-            inputs = frame_inputs(index, shot, content[index].astype(np.float32), work.result, flows, video,
+                    flows.get(index, back, frame, np.array(content[index - back]))
+            inputs = frame_inputs(index, shot, frame.astype(np.float32), work.result, flows, video,
                                   settings.inputs.seed)
             busy.add(shot)
-            return shot, "render", (np.array(content[index]), inputs.initial, inputs.seed, video.temporal_weight,
+            return shot, "render", (frame, inputs.initial, inputs.seed, video.temporal_weight,
                                     len(video.temporal_frames), inputs.earlier)
         return None
 

@@ -88,6 +88,19 @@ def run_tool(script, *args, cwd=None, env=None, timeout=300):
                           env=full_env, capture_output=True, text=True, timeout=timeout)
 
 
+def run_in_process(main, argv, capsys):
+    """Run a tool's entry point (its main, through errors.run_cli) in this process, as the command
+    line would: (exit code, stdout, stderr)."""
+    import errors
+    try:
+        errors.run_cli(main, [str(a) for a in argv])
+        code = 0
+    except SystemExit as e:
+        code = e.code
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
 def write_vgg_mat(path, widths=(4, 6, 8, 8, 8), rng=None):
     """A MatConvNet file with the layout of imagenet-vgg-verydeep-19.mat (the same keys and
     nesting: layers{i}.weights = {kernel [w, h, in, out], bias}, normalization.averageImage)

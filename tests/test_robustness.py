@@ -19,17 +19,12 @@ import neural_style
 import network
 import squeezenet
 import vgg
-from conftest import ROOT, run_tool
+from conftest import ROOT, run_in_process, run_tool
 
 
 def cli(argv, capsys):
     """Run neural_style.py's entry point in process: (exit code, stderr lines)."""
-    try:
-        errors.run_cli(neural_style.main, [str(a) for a in argv])
-        code = 0
-    except SystemExit as e:
-        code = e.code
-    err = capsys.readouterr().err
+    code, _, err = run_in_process(neural_style.main, argv, capsys)
     return code, [line for line in err.splitlines() if line.strip()]
 
 

@@ -198,16 +198,10 @@ def test_bad_input(clip, tmp_path):
 
 
 def run_video_here(argv, capsys):
-    """neural_video.py's entry point in this process: (exit code, stdout, stderr)."""
-    import errors
+    """neural_video.py's entry point in this process, with the fast flags: (exit code, stdout, stderr)."""
     import neural_video
-    try:
-        errors.run_cli(neural_video.main, [str(a) for a in FAST + list(argv)])
-        code = 0
-    except SystemExit as e:
-        code = e.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
+    from conftest import run_in_process
+    return run_in_process(neural_video.main, FAST + list(argv), capsys)
 
 
 @pytest.mark.slow  # three stylised clips
