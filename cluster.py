@@ -9,8 +9,12 @@ them. Ray retries a task whose worker died; Ctrl-C on the driver cancels what is
 Ray, TensorFlow and the network code are imported where they are used: the driver of a batch on
 Ray needs neither TensorFlow nor the network, and Ray is an optional extra.
 """
+import atexit
 import os
+import secrets
+import shutil
 import signal
+import tempfile
 
 from errors import Interrupted, NumericalError, Stopped, ToolError, raise_interrupted
 
@@ -29,11 +33,6 @@ def _ray():
 
 def connect(address, cpus_per_task, log=print):
     """Start a local Ray (address 'local') or join a cluster ('auto', host:port, ray://...)."""
-    if "RAY_AUTH_MODE" not in os.environ and (os.environ.get("RAY_AUTH_TOKEN") or os.path.isfile(
-            os.path.expanduser(os.environ.get("RAY_AUTH_TOKEN_PATH", "~/.ray/auth_token")))):
-        # Ray's token authentication (on by default since 2.5x): with an explicit address, Ray
-        # sends this machine's token only in token mode, which it sets by itself only for 'auto'.
-        os.environ["RAY_AUTH_MODE"] = "token"
     ray = _ray()
     if ray.is_initialized():
         return ray
@@ -42,9 +41,11 @@ def connect(address, cpus_per_task, log=print):
         env.update(working_dir=ROOT, excludes=[".git", ".venv", "venv", "__pycache__", "tests", "benchmarks",
                                                "examples", "*.jpg", "*.png", "*.mat"])  # not the 534 MB VGG file
     kwargs = dict(runtime_env=env, include_dashboard=False, configure_logging=False, log_to_driver=False)
+    if address == "local":
+        kwargs.update(_own_local_ray())
+    elif not address.startswith("ray://"):  # Ray Client's server authenticates on its own
+        _authenticate_as_the_cluster_asks(address)
     try:
-        if address == "local":  # this machine only: a Ray on the loopback interface
-            kwargs["_node_ip_address"] = "127.0.0.1"
         ray.init(address=address, **kwargs)
     except Exception as e:  # Ray's failures to start or connect come in many types
         raise ToolError(f"cannot start or join Ray at {address}: {e}") from None
@@ -55,6 +56,75 @@ def connect(address, cpus_per_task, log=print):
     log(f"Ray: {'a local Ray' if address == 'local' else address} with {cpus:g} CPU(s), "
         f"{ray.cluster_resources().get('GPU', 0):g} GPU(s)")
     return ray
+
+
+def _own_local_ray():
+    """ray.init's arguments for a Ray of this run alone, on the loopback interface, that leaves
+    every other Ray on the machine as it was: its own temporary folder (not /tmp/ray, where
+    `ray start` clusters and the `ray` command find theirs) and a token of its own, given to its
+    processes in the environment (Ray would otherwise write ~/.ray/auth_token, which switches later
+    `ray start` clusters and drivers on this machine to token authentication). The folder is
+    removed when the run ends."""
+    folder = tempfile.mkdtemp(prefix="neural-style-ray-", dir="/tmp" if os.path.isdir("/tmp") else None)
+    os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
+    _set_auth_mode("token")
+
+    def remove():
+        _ray().shutdown()  # before its folder goes (idempotent: Ray's own exit handler may run later)
+        shutil.rmtree(folder, ignore_errors=True)
+    atexit.register(remove)
+    return dict(_node_ip_address="127.0.0.1", _temp_dir=folder)
+
+
+def _authenticate_as_the_cluster_asks(address):
+    """Ray's token authentication (RAY_AUTH_MODE) for this process as the cluster at `address`
+    has it, found by asking its GCS for the cluster's id without a token: refused as
+    unauthenticated, the cluster wants a token, and this machine's (RAY_AUTH_TOKEN,
+    RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token) must be the one it accepts; answered, it has none,
+    and a driver in token mode would refuse the cluster's own calls back to it, which then
+    destroys the driver's actors. An explicit RAY_AUTH_MODE is kept; a cluster that cannot be
+    reached is left for ray.init to report."""
+    if "RAY_AUTH_MODE" in os.environ:
+        return
+    try:
+        import grpc
+        from ray._private.services import canonicalize_bootstrap_address
+        from ray._raylet import AuthenticationTokenLoader
+        from ray.core.generated import gcs_service_pb2, gcs_service_pb2_grpc
+        gcs = canonicalize_bootstrap_address(address)
+    except Exception:  # noqa: BLE001 - another Ray's internals, or no cluster found: ray.init says
+        return
+
+    def answer(token=None):
+        metadata = [("authorization", f"Bearer {token}")] if token else None
+        with grpc.insecure_channel(gcs) as channel:
+            try:
+                gcs_service_pb2_grpc.NodeInfoGcsServiceStub(channel).GetClusterId(
+                    gcs_service_pb2.GetClusterIdRequest(), timeout=10, metadata=metadata)
+            except grpc.RpcError as e:
+                return e.code()
+        return grpc.StatusCode.OK
+
+    first = answer()
+    if first == grpc.StatusCode.OK:
+        _set_auth_mode("disabled")
+    elif first == grpc.StatusCode.UNAUTHENTICATED:
+        loader = AuthenticationTokenLoader.instance()
+        if not loader.has_token(ignore_auth_mode=True):
+            raise ToolError(f"the Ray cluster at {address} asks for its token (Ray's token authentication): copy "
+                            "its ~/.ray/auth_token to this machine, or set RAY_AUTH_TOKEN")
+        if answer(loader.get_raw_token(ignore_auth_mode=True)) == grpc.StatusCode.UNAUTHENTICATED:
+            raise ToolError(f"the Ray cluster at {address} refuses this machine's token: copy the cluster's "
+                            "~/.ray/auth_token here, or set RAY_AUTH_TOKEN to it")
+        _set_auth_mode("token")
+
+
+def _set_auth_mode(mode):
+    """RAY_AUTH_MODE for this process and the processes it starts; Ray's configuration, read when
+    Ray was imported, is read again."""
+    from ray._raylet import Config
+    os.environ["RAY_AUTH_MODE"] = mode
+    Config.initialize("")
 
 
 def _worker_threads():

@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -23,20 +24,77 @@ RAY = os.path.join(os.path.dirname(sys.executable), "ray")
 pytestmark = pytest.mark.slow  # a real Ray cluster
 
 
-@pytest.fixture(scope="module")
-def ray_cluster(tmp_path_factory):
-    """`ray start --head` on this machine with 2 CPUs; its address. Stopped after the module."""
+def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0")
+        return s.getsockname()[1]
+
+
+def group_members(group):
+    """Live processes (not zombies) of a process group."""
+    members = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[2]) == group and fields[0] != "Z":
+                members.append(int(entry))
+    return members
+
+
+def start_cluster(folder, **env):
+    """`ray start --head` with 2 CPUs in a process group of its own, with its own temporary folder
+    and ports, so that it is stopped alone (`ray stop` would stop every Ray on the machine). Yields
+    its address, then stops every process of its group (its workers too)."""
+    port = free_port()
+    env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0", **env)
     # Ray binds to the machine's own address and maps 127.0.0.1 to it when a driver connects.
-    started = subprocess.run([RAY, "start", "--head", "--port", str(port),
-                              "--num-cpus", "2", "--num-gpus", "0", "--include-dashboard", "false",
-                              "--disable-usage-stats"], capture_output=True, text=True, env=env, timeout=180)
-    assert started.returncode == 0, started.stdout + started.stderr
-    yield f"127.0.0.1:{port}"
-    subprocess.run([RAY, "stop", "--force"], capture_output=True, env=env, timeout=120)
+    starter = subprocess.Popen([RAY, "start", "--head", "--port", str(port), "--num-cpus", "2", "--num-gpus", "0",
+                                "--include-dashboard", "false", "--disable-usage-stats", "--temp-dir", str(folder),
+                                "--ray-client-server-port", str(free_port()), "--dashboard-port", str(free_port())],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                               start_new_session=True)
+    group = starter.pid
+    try:
+        output = starter.communicate(timeout=180)[0]
+        assert starter.returncode == 0, output
+        yield f"127.0.0.1:{port}"
+    finally:
+        for signum, wait in ((signal.SIGTERM, 5), (signal.SIGKILL, 15)):
+            try:
+                os.killpg(group, signum)
+            except ProcessLookupError:
+                break
+            deadline = time.monotonic() + wait
+            while group_members(group) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            if not group_members(group):
+                break
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def a_ray_token_on_this_machine(tmp_path_factory):
+    """The tools of this module run with a home folder holding a Ray token (~/.ray/auth_token), as
+    on a machine where any Ray once turned token authentication on (a local `ray.init` does); the
+    module's cluster has no authentication. A driver that took the token's presence to mean the
+    cluster wants it lost its actors (the cluster's calls back to it were refused)."""
+    home = tmp_path_factory.mktemp("home with a token")
+    (home / ".ray").mkdir()
+    (home / ".ray" / "auth_token").write_text("0" * 64)
+    saved = os.environ["HOME"]
+    os.environ["HOME"] = str(home)
+    yield home
+    os.environ["HOME"] = saved
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    """A Ray cluster of this module on this machine, without token authentication; its address."""
+    yield from start_cluster(tempfile.mkdtemp(prefix="ray-tests-", dir="/tmp"), RAY_AUTH_MODE="disabled")
 
 
 def worker_pids(task_name):
@@ -103,9 +161,15 @@ def test_batch_on_ray_equals_one_machine_reports_a_bad_pair_and_resumes(ray_clus
     assert outputs(out) == expected
 
 
-def test_a_killed_worker_is_retried_and_nothing_is_lost(ray_cluster, tmp_path):
+@pytest.fixture(scope="module")
+def two_pairs(tmp_path_factory):
+    """Two pairs at 128 px, 150 iterations, and what one machine writes for them."""
     contents = [input_path("cat.png"), input_path("coffee.png")]
-    expected = reference_outputs(tmp_path, contents, iterations=150, width=128)
+    return contents, reference_outputs(tmp_path_factory.mktemp("two pairs"), contents, iterations=150, width=128)
+
+
+def test_a_killed_worker_is_retried_and_nothing_is_lost(ray_cluster, two_pairs, tmp_path):
+    contents, expected = two_pairs
     out = tmp_path / "ray"
     out.mkdir()
     process = subprocess.Popen([sys.executable, os.path.join(ROOT, "batch.py"),
@@ -153,22 +217,76 @@ def test_ctrl_c_cancels_the_running_pairs_and_keeps_the_finished(ray_cluster, tm
     assert not worker_pids("render_pair")
 
 
-def test_tiles_on_a_local_ray_equal_the_tiles_here(tmp_path):
-    """--ray with no address: a local Ray started for the run, gone after it."""
+def ray_state(folder="/tmp/ray"):
+    """What `ray start` clusters and the `ray` command find in Ray's default folder."""
+    if not os.path.isdir(folder):
+        return None
+    latest = os.path.join(folder, "session_latest")
+    return sorted(os.listdir(folder)), os.path.realpath(latest) if os.path.islink(latest) else None
+
+
+def test_a_local_ray_beside_another_ray_leaves_it_alone(ray_cluster, two_pairs, tmp_path):
+    """--ray with no address: a Ray of the run's own, gone after it. Beside it, the module's cluster
+    takes a batch started once the local Ray is up and still running when it stops: both give what
+    one machine gives, and the local Ray leaves no token in the home folder and nothing in Ray's
+    default folder (/tmp/ray)."""
+    contents, batch_expected = two_pairs
     common = ["--content", input_path("coffee.png"), "--styles", input_path("the_scream.jpg"), "--network-type",
               "sqz", "--width", 200, "--tile-size", 128, "--iterations", 30, "--no-collage", "--seed", 2]
     here = run_tool("neural_style.py", *common, "--output", tmp_path / "here.png", env=ONE_THREAD, cwd=tmp_path)
     assert here.returncode == 0, here.stderr
-    on_ray = run_tool("neural_style.py", *common, "--ray", "--output", tmp_path / "ray.png", env=ONE_THREAD,
-                      cwd=tmp_path)
-    assert on_ray.returncode == 0, on_ray.stderr
-    assert "Ray: a local Ray" in on_ray.stderr and "tile worker(s)" in on_ray.stderr
+    empty_home = tmp_path / "home"
+    empty_home.mkdir()
+    before = ray_state()
+    local = subprocess.Popen([sys.executable, os.path.join(ROOT, "neural_style.py"), *map(str, common), "--ray",
+                              "local", "--output", str(tmp_path / "ray.png")], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+                             env=dict(os.environ, **ONE_THREAD, HOME=str(empty_home)))
+    deadline = time.monotonic() + 180
+    while not worker_pids("_TileWorker") and local.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    out = tmp_path / "batch on the cluster"
+    out.mkdir()
+    batch = subprocess.Popen([sys.executable, os.path.join(ROOT, "batch.py"),
+                              *map(str, batch_args(contents, out, iterations=150, width=128)), "--ray", ray_cluster],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    _, local_stderr = local.communicate(timeout=600)
+    assert local.returncode == 0, local_stderr
+    assert batch.poll() is None, "the batch ended before the local Ray did"
+    _, batch_stderr = batch.communicate(timeout=600)
+    assert batch.returncode == 0, batch_stderr
+    assert outputs(out) == batch_expected
+    assert "Ray: a local Ray" in local_stderr and "tile worker(s)" in local_stderr
     a, b = (images.load_image(str(tmp_path / n)).astype(int) for n in ("here.png", "ray.png"))
     assert a.shape == b.shape == (133, 200, 3)
     assert np.array_equal(a, b)
     params = json.loads(images.read_params(str(tmp_path / "ray.png")))
     assert params["ray"] == "local" and params["tiled_levels"] == {"200x133": 128}
     assert not worker_pids("_TileWorker")
+    assert not (empty_home / ".ray").exists() and ray_state() == before
+
+
+def test_a_cluster_with_token_authentication(tmp_path):
+    """A cluster that asks for a token: joined with this machine's token when it is the cluster's;
+    refused in one line, at once, when this machine has none or another."""
+    token = "5" * 64
+    for address in start_cluster(tempfile.mkdtemp(prefix="ray-tests-", dir="/tmp"), RAY_AUTH_MODE="token",
+                                 RAY_AUTH_TOKEN=token):
+        out = tmp_path / "out"
+        out.mkdir()
+        args = batch_args([input_path("cat.png")], out, iterations=5, width=64) + ["--ray", address]
+        other_home = tmp_path / "no token"
+        other_home.mkdir()
+        for env, message in (({"HOME": str(other_home)}, "asks for its token"),
+                             ({}, "refuses this machine's token")):  # the module's home: another token
+            started = time.monotonic()
+            refused = run_tool("batch.py", *args, env=env, cwd=tmp_path)
+            assert refused.returncode == 1 and "Traceback" not in refused.stderr
+            assert message in refused.stderr.strip().splitlines()[-1]
+            assert time.monotonic() - started < 60 and list(out.iterdir()) == []
+        joined = run_tool("batch.py", *args, env={"RAY_AUTH_TOKEN": token}, cwd=tmp_path)
+        assert joined.returncode == 0, joined.stderr
+        assert "1 of 1 pairs done" in joined.stdout and len(list(out.iterdir())) == 1
 
 
 def test_ray_flags_are_checked_before_any_work(monkeypatch, tmp_path):
