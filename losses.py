@@ -26,9 +26,12 @@ activations at a layer of H x W positions and C channels, and l2(x) = sum(x^2) /
 - Anchor (--max-hierarchy auto, the levels after the first): anchor_weight * 2 * l2(avgpool_f(x)
   - A) / size(A), A the first level's result, f the level's size over A's (hierarchy.py); and the
   style loss of avgpool_f(x) against the styles at A's size, added to the style loss.
-- Temporal (a video's frames, neural_video.py): temporal_weight * sum_j sum(c_j * (x - w_j)^2) / D,
-  w_j an earlier frame's result warped to this one by the optical flow, c_j in [0, 1] where the
-  flow is certain (video.py), D the image's number of values.
+- Temporal (a video's frames, neural_video.py): temporal_weight * L0 * sum_j sum(c_j * (x - w_j)^2)
+  / (D * 255^2), w_j an earlier frame's result warped to this one by the optical flow, c_j in
+  [0, 1] where the flow is certain (video.py), D the image's number of values, and L0 the frame's
+  content + style + total variation loss at its start image (set by Stylizer.balance_temporal):
+  the term is a share of the frame's own loss per mean squared deviation of 255^2, so one weight
+  holds whatever the style's, size's or layers' loss scale.
 - Total = content + style + total variation (+ the range term, + the anchor, + the temporal term).
 
 Images are [1, H, W, 3] float32 RGB with the network's mean pixel subtracted.
@@ -229,8 +232,10 @@ class TransferLoss:
         self.anchor = anchor and (tf.constant(anchor[0][None]), int(anchor[1]))
         self.coarse_styles = anchor[2] if anchor and len(anchor) > 2 else None
         # (temporal_weight, count): `count` earlier frames, warped, and their certainty; set_temporal
-        # points them at each frame (a certainty of 0 where there is none)
+        # points them at each frame (a certainty of 0 where there is none), balance_temporal scales
+        # the term to the frame's loss (temporal_scale = temporal_weight * L0 / 255^2)
         self.temporal_weight, count = temporal or (0.0, 0)
+        self.temporal_scale = tf.Variable(0.0, trainable=False)
         self.temporal = [(tf.Variable(tf.zeros((1,) + content.shape), trainable=False),
                           tf.Variable(tf.zeros((1,) + content.shape[:2] + (1,)), trainable=False)) for _ in range(count)]
         cw = content_layer_weights(weights.content_weight_blend, len(net.CONTENT_LAYERS))
@@ -366,7 +371,7 @@ class TransferLoss:
             total += RANGE_WEIGHT * cut_off * (1.0 / int(np.prod(image.shape)))
         if self.temporal:
             temporal = tf.add_n([tf.reduce_sum(certainty * tf.square(image - target)) for target, certainty in self.temporal])
-            total += self.temporal_weight * temporal * (1.0 / int(np.prod(image.shape)))
+            total += self.temporal_scale * temporal * (1.0 / int(np.prod(image.shape)))
         if self.anchor:
             target, f = self.anchor
             height, width = target.shape[1:3]

@@ -55,7 +55,8 @@ def build_parser():
                    help="where finished frames and optical flows are kept (default: <output>.work)")
     g = p.add_argument_group("temporal consistency")
     g.add_argument("--temporal-weight", type=float, default=video.VideoSettings._field_defaults["temporal_weight"], metavar="W",
-                   help="weight of the temporal loss; 0 stylises the frames independently (default: %(default)s)")
+                   help="weight of the temporal loss, relative to each frame's own loss; 0 stylises the frames "
+                        "independently (default: %(default)s)")
     g.add_argument("--temporal-frames", type=frame_counts, default=video.VideoSettings._field_defaults["temporal_frames"],
                    metavar="J,K,...", help="the earlier frames the temporal loss looks back to, e.g. 1,2,4 "
                                            "(long-term consistency; default: 1)")

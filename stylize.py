@@ -62,6 +62,16 @@ class Stylizer:
         self.loss.set_temporal([(self.net.preprocess(np.asarray(image, np.float32)), certainty)
                                 for image, certainty in targets])
 
+    def balance_temporal(self, x0):
+        """Scale a video frame's temporal term to the frame: temporal_weight x its content + style +
+        total variation loss at the start image `x0` ([1, H, W, 3] preprocessed) per 255^2 of mean
+        squared deviation (losses.py). One evaluation; nothing without earlier frames."""
+        if not self.loss.temporal:
+            return
+        self.loss.temporal_scale.assign(0.0)
+        content, style, tv, _ = self.loss_and_grad(tf.constant(x0))[0].numpy()
+        self.loss.temporal_scale.assign(self.loss.temporal_weight * float(content + style + tv) / 255.0 ** 2)
+
     def set_rest(self, rest=None, own_weight=1.0, scale=1.0):
         """This image is one part of a larger one (part=True): see TransferLoss."""
         self.loss.set_rest(rest, own_weight, scale)
@@ -153,6 +163,7 @@ def stylize(net, initial, content, styles, style_blend_weights, weights=LossWeig
     started = False
     try:
         preparing = chosen.prepare()
+        stylizer.balance_temporal(x0)
         losses, gradient = stylizer.loss_and_grad(tf.constant(x0))  # the gradient stays on the device
         losses = losses.numpy()
         for thread in (preparing, importing):

@@ -209,7 +209,7 @@ class Flows:
 # --- the run ----------------------------------------------------------------------------------------
 
 class VideoSettings(NamedTuple):
-    temporal_weight: float = 20.0  # benchmarks/video.py: flicker well under half, the style kept
+    temporal_weight: float = 100.0  # a share of the frame's own loss (losses.py); benchmarks/video.py
     temporal_frames: tuple = (1,)
     work_dir: str = None
     fps: float = None
@@ -356,13 +356,13 @@ def farneback(a, b):
     return cv2.calcOpticalFlowFarneback(grey(a), grey(b), None, 0.5, 4, 15, 5, 7, 1.5, 0)
 
 
-def warping_error(outputs, inputs):
-    """Lai et al. (2018)'s warping error of a stylised clip: the mean over consecutive frames of the
-    mean squared difference (pixels in 0..1) between an output frame and the next output frame
-    warped back to it, over the pixels where the flow is certain; the flows and their certainty
-    from the input frames, by Farneback's method."""
+def warping_error(outputs, inputs, step=1):
+    """Lai et al. (2018)'s warping error of a stylised clip: the mean over frames t of the mean
+    squared difference (pixels in 0..1) between output frame t and output frame t + step (1: the
+    next) warped back to it, over the pixels where the flow is certain; the flows and their
+    certainty from the input frames, by Farneback's method."""
     errors = []
-    for (o1, o2), (i1, i2) in zip(zip(outputs, outputs[1:]), zip(inputs, inputs[1:])):
+    for (o1, o2), (i1, i2) in zip(zip(outputs, outputs[step:]), zip(inputs, inputs[step:])):
         forward, backward = farneback(i1, i2), farneback(i2, i1)
         mask = certainty(forward, backward)[..., None]  # of the flow from frame 1 to frame 2
         back = warp(np.asarray(o2, np.float32) / 255.0, forward)

@@ -67,3 +67,48 @@ def two_shots(size=(64, 96), frames_each=5):
     height, width = size
     second = [photo[60:60 + height, 40 + k * PAN:40 + k * PAN + width].copy() for k in range(frames_each)]
     return first + second
+
+
+MOTIONS = ("pan", "zoom", "rotation", "object")
+
+
+def moving_clip(photo, motion, size=(112, 160), count=16, seed=0):
+    """[uint8 HxWx3 frames] of `size` (height, width): a camera moving over `photo` (HxWx3 uint8)
+    by `motion`: "pan" (1.3 px a frame to the right and 0.4 down), "zoom" (in by 2% a frame),
+    "rotation" (0.8 degrees a frame) or "object" (a still view, a disc cut from the middle of the
+    photo crossing it at 2.5 px a frame: disocclusions behind it). Sub-pixel motion, as a camera
+    gives; each frame sampled from the photo once (bicubic), so none is blurred by the others."""
+    import cv2
+    height, width = size
+    # The photo scaled so that the view, 60% of its width, has about the frame's own resolution.
+    scale = width / (0.6 * photo.shape[1])
+    source = cv2.resize(photo, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA).astype(np.float32)
+    cy, cx = source.shape[0] / 2, source.shape[1] / 2
+    frames = []
+    for t in range(count):
+        angle, zoom, dy, dx = 0.0, 1.0, 0.0, 0.0
+        if motion == "pan":
+            dx, dy = 1.3 * t - 1.3 * count / 2, 0.4 * t - 0.4 * count / 2
+        elif motion == "zoom":
+            zoom = 1.02 ** t
+        elif motion == "rotation":
+            angle = 0.8 * t
+        # frame pixel (u, v) shows the source at centre + R(angle) (u - w/2, v - h/2) / zoom + shift
+        rad = math.radians(angle)
+        a, b = math.cos(rad) / zoom, -math.sin(rad) / zoom
+        m = np.array([[a, b, cx + dx - a * width / 2 - b * height / 2],
+                      [-b, a, cy + dy + b * width / 2 - a * height / 2]], np.float32)
+        frame = cv2.warpAffine(source, m, (width, height), flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP,
+                               borderMode=cv2.BORDER_REFLECT)
+        if motion == "object":
+            radius = height * 0.3
+            yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+            oy, ox = height * 0.45, -radius + t * 2.5 + width * 0.1
+            inside = np.clip(radius - np.hypot(yy - oy, xx - ox) + 0.5, 0.0, 1.0)[..., None]
+            # the disc's picture: the middle of the photo, moving with the disc
+            patch = cv2.warpAffine(source, np.array([[1, 0, cx - ox], [0, 1, cy - oy]], np.float32),
+                                   (width, height), flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP,
+                                   borderMode=cv2.BORDER_REFLECT)
+            frame = inside * patch + (1.0 - inside) * frame
+        frames.append(np.clip(np.round(frame), 0, 255).astype(np.uint8))
+    return frames

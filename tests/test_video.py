@@ -70,28 +70,70 @@ def test_long_term_weights_let_the_closer_frame_win():
 
 def test_temporal_loss_has_a_gradient_masked_by_the_certainty():
     """The temporal loss of losses.py pulls the image towards the warped earlier result where the
-    certainty is 1, and not at all where it is 0; its value is temporal_weight * sum(c (x - w)^2) / D."""
+    certainty is 1, and not at all where it is 0; its value is scale * sum(c (x - w)^2) / D, the
+    scale temporal_weight * L0 / 255^2 with L0 the content + style + tv loss at the start image."""
     from settings import LossWeights
     from stylize import Stylizer
     from test_losses import tiny_net
     net = tiny_net(8)
     rng = np.random.default_rng(4)
     content = rng.uniform(0, 255, (12, 10, 3)).astype(np.float32)
-    only = LossWeights(content_weight=0.0, style_weight=0.0, tv_weight=0.0)
-    stylizer = Stylizer(net, content, [content], [1.0], only, temporal=(7.0, 2))
+    stylizer = Stylizer(net, content, [content], [1.0], LossWeights(), temporal=(7.0, 2))
     warped = rng.uniform(0, 255, (12, 10, 3)).astype(np.float32)
     mask = np.zeros((12, 10), np.float32)
     mask[:, :5] = 1.0
     stylizer.set_temporal([(warped, mask)])
+    start = rng.uniform(0, 255, (12, 10, 3)).astype(np.float32)
+    x0 = net.preprocess(start)[None]
+    stylizer.balance_temporal(x0)
+    content_loss, style_loss, tv_loss, total = stylizer.loss_and_grad(tf.constant(x0))[0].numpy()
+    scale = 7.0 * (content_loss + style_loss + tv_loss) / 255.0 ** 2
+    np.testing.assert_allclose(stylizer.loss.temporal_scale.numpy(), scale, rtol=1e-5)
+    expected = scale * np.sum(mask[..., None] * (start.astype(np.float64) - warped) ** 2) / start.size
+    np.testing.assert_allclose(total - (content_loss + style_loss + tv_loss), expected, rtol=1e-3)
+    only = Stylizer(net, content, [content], [1.0], LossWeights(content_weight=0.0, style_weight=0.0, tv_weight=0.0),
+                    temporal=(7.0, 2))
+    only.set_temporal([(warped, mask)])
+    only.loss.temporal_scale.assign(3.0)
     image = rng.uniform(0, 255, (12, 10, 3)).astype(np.float32)
-    losses, grad = stylizer.loss_and_grad(tf.constant(net.preprocess(image)[None]))
-    expected = 7.0 * np.sum(mask[..., None] * (image.astype(np.float64) - warped) ** 2) / image.size
-    np.testing.assert_allclose(losses.numpy()[3], expected, rtol=1e-4)
+    losses, grad = only.loss_and_grad(tf.constant(net.preprocess(image)[None]))
+    np.testing.assert_allclose(losses.numpy()[3], 3.0 * np.sum(mask[..., None] * (image.astype(np.float64) - warped) ** 2)
+                               / image.size, rtol=1e-4)
     grad = grad.numpy()[0]
     assert np.abs(grad[:, :5]).min() > 0 and np.all(grad[:, 5:] == 0)
-    np.testing.assert_allclose(grad[:, :5], 7.0 * 2 * (image - warped)[:, :5] / image.size, rtol=1e-3)
-    stylizer.set_temporal([])  # a shot's first frame: no earlier frames, no temporal loss
-    assert stylizer.loss_and_grad(tf.constant(net.preprocess(image)[None]))[0].numpy()[3] == 0
+    np.testing.assert_allclose(grad[:, :5], 3.0 * 2 * (image - warped)[:, :5] / image.size, rtol=1e-3)
+    only.set_temporal([])  # a shot's first frame: no earlier frames, no temporal loss
+    assert only.loss_and_grad(tf.constant(net.preprocess(image)[None]))[0].numpy()[3] == 0
+
+
+def test_the_temporal_weight_means_the_same_whatever_the_loss_scale(sqz_net):
+    """A frame after the first, held to the first's result: the temporal term's share of the loss
+    at the result is the same for a style whose losses are 100 times larger (every loss weight
+    times 100): the weight is relative to the frame's own loss."""
+    from settings import LossWeights
+    from stylize import Stylizer, stylize
+    clip = clips.pan_and_zoom(size=(64, 96), pan_frames=2, zoom_frames=0)
+    frames = [f.astype(np.float32) for f in clip]
+    style = images.resize(images.load_image(STYLE), (60, 96)).astype(np.float32)
+    backward, forward = video.flow(clip[1], clip[0]), video.flow(clip[0], clip[1])
+    certainty = video.certainty(backward, forward)
+    results = []
+    for factor in (1.0, 100.0):
+        weights = LossWeights(content_weight=5.0 * factor, style_weight=500.0 * factor, tv_weight=100.0 * factor)
+        first = list(stylize(sqz_net, frames[0], frames[0], [style], [1.0], weights, iterations=10, quiet=True))[-1]
+        warped = video.warp(first.image, backward)
+        stylizer = Stylizer(sqz_net, frames[1], [style], [1.0], weights, temporal=(100.0, 1))
+        stylizer.set_temporal([(warped, certainty)])
+        start = certainty[..., None] * warped + (1 - certainty[..., None]) * frames[1]
+        last = list(stylize(sqz_net, start, frames[1], [style], [1.0], weights, iterations=10, stylizer=stylizer,
+                            quiet=True))[-1]
+        content_loss, style_loss, tv_loss, total = last.losses
+        results.append(((total - content_loss - style_loss - tv_loss) / total, style_loss))
+    (share_a, style_a), (share_b, style_b) = results
+    np.testing.assert_allclose(style_b / style_a, 100.0, rtol=0.05)
+    assert 0.01 < share_a < 0.9
+    # (not exactly: the pixel range's term keeps its own weight)
+    np.testing.assert_allclose(share_b, share_a, rtol=0.15)
 
 
 def run_video(*flags, cwd=None, env=None):
