@@ -26,12 +26,18 @@ activations at a layer of H x W positions and C channels, and l2(x) = sum(x^2) /
 - Anchor (--max-hierarchy auto, the levels after the first): anchor_weight * 2 * l2(avgpool_f(x)
   - A) / size(A), A the first level's result, f the level's size over A's (hierarchy.py); and the
   style loss of avgpool_f(x) against the styles at A's size, added to the style loss.
-- Temporal (a video's frames, neural_video.py): temporal_weight * L0 * sum_j sum(c_j * (x - w_j)^2)
-  / (D * 255^2), w_j an earlier frame's result warped to this one by the optical flow, c_j in
-  [0, 1] where the flow is certain (video.py), D the image's number of values, and L0 the frame's
-  content + style + total variation loss at its start image (set by Stylizer.balance_temporal):
-  the term is a share of the frame's own loss per mean squared deviation of 255^2, so one weight
-  holds whatever the style's, size's or layers' loss scale.
+- Temporal (a video's frames, neural_video.py): temporal_weight * L0 * sum_j (B_j + F_j) / (2 D
+  255^2), for each earlier frame j with result y_j: B_j = sum_p c_j(p) (x(p + f_j(p)) - y_j(p))^2
+  over the earlier frame's pixels p, f_j the optical flow from that frame to this one and x(p +
+  f_j(p)) this image sampled there (bilinear), 0 where that falls outside; F_j = sum_q d_j(q)
+  (x(q) - w_j(q))^2 over this frame's pixels, w_j = y_j warped to this frame (bilinear). Each
+  compares the image with a resampled one, and bilinear resampling blurs: F alone pulls the image
+  towards a blurred copy and B alone towards a sharpened one, and either would add up from frame to
+  frame; together the two nearly cancel. c_j and d_j in [0, 1] where the flow is certain
+  (video.py); D the image's number of values; L0 the frame's content + style + total variation
+  loss at its start image (set by Stylizer.balance_temporal): the term is a share of the frame's
+  own loss per mean squared deviation of 255^2, so one weight holds whatever the style's, size's
+  or layers' loss scale.
 - Total = content + style + total variation (+ the range term, + the anchor, + the temporal term).
 
 Images are [1, H, W, 3] float32 RGB with the network's mean pixel subtracted.
@@ -151,6 +157,24 @@ def _clip(image, low):
     return clip(image)
 
 
+def bilinear_taps(field):
+    """How to sample an image of the field's size at p + field(p) for each pixel p (field: HxWx2,
+    x then y): (the 4 flat pixel indices [H*W, 4], their bilinear weights [H*W, 4], 1 where the
+    point lies inside the image and 0 where it falls outside [H, W])."""
+    height, width = field.shape[:2]
+    grid_y, grid_x = np.mgrid[0:height, 0:width].astype(np.float32)
+    x, y = grid_x + field[..., 0], grid_y + field[..., 1]
+    inside = ((x >= 0) & (x <= width - 1) & (y >= 0) & (y <= height - 1)).astype(np.float32)
+    x, y = np.clip(x, 0, width - 1), np.clip(y, 0, height - 1)
+    x0 = np.minimum(np.floor(x), width - 2).astype(np.int64)
+    y0 = np.minimum(np.floor(y), height - 2).astype(np.int64)
+    fx, fy = x - x0, y - y0
+    first = y0 * width + x0
+    taps = np.stack([first, first + 1, first + width, first + width + 1], -1).reshape(-1, 4)
+    weights = np.stack([(1 - fx) * (1 - fy), fx * (1 - fy), (1 - fx) * fy, fx * fy], -1).reshape(-1, 4)
+    return taps, weights.astype(np.float32), inside
+
+
 def _sq_sum(x):
     return tf.reduce_sum(tf.square(x))  # = 2 * l2(x)
 
@@ -231,13 +255,21 @@ class TransferLoss:
         # (the anchor term), and its style loss there counts too
         self.anchor = anchor and (tf.constant(anchor[0][None]), int(anchor[1]))
         self.coarse_styles = anchor[2] if anchor and len(anchor) > 2 else None
-        # (temporal_weight, count): `count` earlier frames, warped, and their certainty; set_temporal
-        # points them at each frame (a certainty of 0 where there is none), balance_temporal scales
-        # the term to the frame's loss (temporal_scale = temporal_weight * L0 / 255^2)
+        # (temporal_weight, count): `count` earlier frames, each (its result, the bilinear taps and
+        # weights that sample this image where the flow takes its pixels, their certainty: all over
+        # the earlier frame's pixels; the result warped here and its certainty, over this frame's),
+        # flattened; set_temporal points them at each frame (a certainty of 0 where there is none),
+        # balance_temporal scales the term to the frame's loss (temporal_scale = temporal_weight *
+        # L0 / 255^2)
         self.temporal_weight, count = temporal or (0.0, 0)
         self.temporal_scale = tf.Variable(0.0, trainable=False)
-        self.temporal = [(tf.Variable(tf.zeros((1,) + content.shape), trainable=False),
-                          tf.Variable(tf.zeros((1,) + content.shape[:2] + (1,)), trainable=False)) for _ in range(count)]
+        pixels = int(np.prod(content.shape[:2]))
+        self.temporal = [(tf.Variable(tf.zeros((pixels, 3)), trainable=False),
+                          tf.Variable(tf.zeros((pixels, 4), tf.int64), trainable=False),
+                          tf.Variable(tf.zeros((pixels, 4)), trainable=False),
+                          tf.Variable(tf.zeros((pixels, 1)), trainable=False),
+                          tf.Variable(tf.zeros((pixels, 3)), trainable=False),
+                          tf.Variable(tf.zeros((pixels, 1)), trainable=False)) for _ in range(count)]
         cw = content_layer_weights(weights.content_weight_blend, len(net.CONTENT_LAYERS))
         self.content_layers = [(l, w) for l, w in zip(net.CONTENT_LAYERS, cw)
                                if w > 0 and weights.content_weight != 0]
@@ -264,14 +296,22 @@ class TransferLoss:
             self.content_targets[layer].assign(f)
 
     def set_temporal(self, targets=()):
-        """The earlier frames of this one: [(warped result [H, W, 3] preprocessed, certainty [H, W])],
-        at most as many as made for; the rest get no weight."""
-        for i, (image, certainty) in enumerate(self.temporal):
+        """The earlier frames of this one: [(result [H, W, 3] preprocessed, flow from that frame to
+        this one [H, W, 2], certainty there [H, W], the result warped to this frame [H, W, 3]
+        preprocessed, certainty here [H, W])], at most as many as made for; the rest get no weight."""
+        for i, (result, taps, weights, certainty, warped, certainty_here) in enumerate(self.temporal):
             if i < len(targets):
-                image.assign(targets[i][0][None])
-                certainty.assign(np.asarray(targets[i][1], np.float32)[None, :, :, None])
+                earlier, field, reliable, moved, reliable_here = targets[i]
+                flat_taps, flat_weights, inside = bilinear_taps(np.asarray(field, np.float32))
+                result.assign(np.asarray(earlier, np.float32).reshape(-1, 3))
+                taps.assign(flat_taps)
+                weights.assign(flat_weights)
+                certainty.assign((np.asarray(reliable, np.float32) * inside).reshape(-1, 1))
+                warped.assign(np.asarray(moved, np.float32).reshape(-1, 3))
+                certainty_here.assign(np.asarray(reliable_here, np.float32).reshape(-1, 1))
             else:
                 certainty.assign(tf.zeros_like(certainty))
+                certainty_here.assign(tf.zeros_like(certainty_here))
 
     def set_rest(self, rest=None, own_weight=1.0, scale=1.0):
         """The rest of the image's {layer: Statistics} (None: the image is alone), the weight of
@@ -370,7 +410,12 @@ class TransferLoss:
         if cut_off is not None:
             total += RANGE_WEIGHT * cut_off * (1.0 / int(np.prod(image.shape)))
         if self.temporal:
-            temporal = tf.add_n([tf.reduce_sum(certainty * tf.square(image - target)) for target, certainty in self.temporal])
+            flat = tf.reshape(image, [-1, 3])
+            temporal = 0.5 * tf.add_n([
+                tf.reduce_sum(certainty * tf.square(tf.reduce_sum(tf.gather(flat, taps) * weights[..., None], axis=1)
+                                                    - result))
+                + tf.reduce_sum(certainty_here * tf.square(flat - warped))
+                for result, taps, weights, certainty, warped, certainty_here in self.temporal])
             total += self.temporal_scale * temporal * (1.0 / int(np.prod(image.shape)))
         if self.anchor:
             target, f = self.anchor

@@ -58,9 +58,12 @@ class Stylizer:
         self.loss.set_content(self.net.preprocess(content))
 
     def set_temporal(self, targets=()):
-        """A video frame's earlier frames: [(warped result [H, W, 3] in pixels, certainty [H, W])]."""
-        self.loss.set_temporal([(self.net.preprocess(np.asarray(image, np.float32)), certainty)
-                                for image, certainty in targets])
+        """A video frame's earlier frames: [(result [H, W, 3] in pixels, flow from it to this frame
+        [H, W, 2], certainty there [H, W], the result warped here [H, W, 3] in pixels, certainty here
+        [H, W])] (losses.py)."""
+        self.loss.set_temporal([(self.net.preprocess(np.asarray(image, np.float32)), field, certainty,
+                                 self.net.preprocess(np.asarray(warped, np.float32)), certainty_here)
+                                for image, field, certainty, warped, certainty_here in targets])
 
     def balance_temporal(self, x0):
         """Scale a video frame's temporal term to the frame: temporal_weight x its content + style +

@@ -218,8 +218,9 @@ def stylize_tiled(net, initial, content, styles, style_blend_weights, weights, t
     stylize.stylize: Step(iteration, whole image, final, mean tile losses) at each checkpoint and
     at the end. On Ctrl-C or a non-finite loss it raises Stopped with the whole image, every
     tile's best so far blended in. `workers` (cluster.TileWorkers) optimises each colour group's
-    tiles on a Ray cluster; this process blends them. `temporal` ((temporal_weight, count), [(warped
-    earlier frame, certainty)]) at the level's size: a video's, cropped for each tile."""
+    tiles on a Ray cluster; this process blends them. `temporal` ((temporal_weight, count), [(earlier
+    result, flow from it to this frame, certainty)]) at the level's size: a video's, cropped for
+    each tile."""
     height, width = content.shape[:2]
     # The style targets come from the whole style images, a tile-sized piece at a time.
     targets = StyleTargets(net, [net.preprocess(np.asarray(s, np.float32)) for s in styles], style_blend_weights,
@@ -240,8 +241,8 @@ def stylize_tiled(net, initial, content, styles, style_blend_weights, weights, t
               f"{overlap_for(tile_size)} px), {len(ends)} pass(es)", file=sys.stderr)
     stylizers = TileStylizers(net, targets, style_blend_weights, weights, temporal and temporal[0])
 
-    def earlier(tile):  # a video's earlier frames, cropped to the tile
-        return [(crop(image_, tile), crop(certainty, tile)) for image_, certainty in temporal[1]] if temporal else ()
+    def earlier(tile):  # a video's earlier frames, cropped to the tile (their flows then lead within it)
+        return [tuple(crop(a, tile) for a in frame) for frame in temporal[1]] if temporal else ()
 
     # From the second pass on (see above), a tile pools its own statistics with those of the tiles
     # outside its colour group, as the previous group left them. Its own stand for its whole group,

@@ -4,8 +4,9 @@ and temporal consistency after Ruder, Dosovitskiy and Brox, "Artistic style tran
 
 A shot's first frame is stylised as a still image. Each later frame starts from the previous
 result warped to it by the optical flow between the content frames (where the flow is uncertain,
-from the content frame), and the temporal loss (losses.py) keeps it close to the earlier results
-warped to it, pixel by pixel as certain as the flow there. The certainty of the flow back from
+from the content frame), and the temporal loss (losses.py) keeps it close to each earlier result,
+both warped back to that frame and with the result warped to it, pixel by pixel as certain as
+the flow there. The certainty of the flow back from
 frame t to frame s, w, comes from the forward-backward check with the flow from s to t, f: a pixel
 where w and f(x + w) do not cancel, |w + f(x + w)|^2 > 0.01 (|w|^2 + |f(x + w)|^2) + 0.5, is
 disoccluded; one where w changes fast, |grad w_x|^2 + |grad w_y|^2 > 0.01 |w|^2 + 0.002, is on a
@@ -175,9 +176,17 @@ def resize_flow(field, size):
     return resized * np.array([size[1] / width, size[0] / height], np.float32)
 
 
+class FlowPair(NamedTuple):
+    """The flows between a frame and an earlier one, each with its certainty on its own grid."""
+    backward: np.ndarray            # from this frame to the earlier one (on this frame's pixels)
+    forward: np.ndarray             # from the earlier frame to this one (on the earlier frame's pixels)
+    backward_certainty: np.ndarray
+    forward_certainty: np.ndarray
+
+
 class Flows:
-    """The backward flows and their certainty for each frame and earlier frame the run uses, cached
-    in the work folder (flow/FRAME-J.npz: from frame FRAME back to frame FRAME - J)."""
+    """The flows and their certainty for each frame and earlier frame the run uses, cached in the
+    work folder (flow/FRAME-J.npz: between frame FRAME and frame FRAME - J)."""
 
     def __init__(self, folder):
         self.folder = os.path.join(folder, "flow")
@@ -187,29 +196,31 @@ class Flows:
         return os.path.join(self.folder, f"{index:06d}-{back}.npz")
 
     def get(self, index, back, frame=None, earlier=None):
-        """(backward flow, certainty) from frame `index` to `index - back`: from the cache, or
-        computed from the two content frames and cached."""
+        """The FlowPair between frame `index` and frame `index - back`: from the cache, or computed
+        from the two content frames and cached."""
         path = self.path(index, back)
         if os.path.isfile(path):
             try:
                 with np.load(path) as data:
-                    return data["flow"].astype(np.float32), data["certainty"].astype(np.float32)
+                    return FlowPair(*(data[key].astype(np.float32) for key in FlowPair._fields))
             except (OSError, ValueError, KeyError):
-                pass  # damaged: computed again
+                pass  # damaged, or made by an earlier version: computed again
         if frame is None:
             raise ToolError(f"the flow of frame {index} is missing from {self.folder}")
-        backward = flow(frame, earlier)
-        reliable = certainty(backward, flow(earlier, frame))
+        backward, forward = flow(frame, earlier), flow(earlier, frame)
+        stored = dict(backward=backward.astype(np.float16), forward=forward.astype(np.float16),
+                      backward_certainty=certainty(backward, forward).astype(np.uint8),
+                      forward_certainty=certainty(forward, backward).astype(np.uint8))
         tmp = path + ".partial.npz"
-        np.savez_compressed(tmp, flow=backward.astype(np.float16), certainty=reliable.astype(np.uint8))
+        np.savez_compressed(tmp, **stored)
         os.replace(tmp, path)
-        return backward.astype(np.float16).astype(np.float32), reliable
+        return FlowPair(*(stored[key].astype(np.float32) for key in FlowPair._fields))
 
 
 # --- the run ----------------------------------------------------------------------------------------
 
 class VideoSettings(NamedTuple):
-    temporal_weight: float = 100.0  # a share of the frame's own loss (losses.py); benchmarks/video.py
+    temporal_weight: float = 1000.0  # a share of the frame's own loss (losses.py); benchmarks/video.py
     temporal_frames: tuple = (1,)
     work_dir: str = None
     fps: float = None
@@ -232,8 +243,7 @@ def shots(flows, count, content_frames):
     previous = None
     for index, frame in enumerate(content_frames):
         if previous is not None:
-            _, reliable = flows.get(index, 1, frame, previous)
-            if reliable.mean() < CUT_CERTAINTY:
+            if flows.get(index, 1, frame, previous).backward_certainty.mean() < CUT_CERTAINTY:
                 starts.append(index)
         previous = frame
     return starts
@@ -241,39 +251,48 @@ def shots(flows, count, content_frames):
 
 class FrameInputs(NamedTuple):
     """What stylising one frame needs beside the content frame: where it starts and the earlier
-    frames the temporal loss keeps it close to (warped to it, at full size, with their weights)."""
+    frames the temporal loss compares it with (at full size)."""
     initial: np.ndarray
-    earlier: list  # [(warped result, weight)]
+    earlier: list  # [(earlier result, flow from it to this frame, certainty on its pixels, the result
+    #                  warped to this frame, certainty on this frame's pixels)]
     seed: object
 
 
 def frame_inputs(index, shot_start, content, results, flows, video, seed):
     """The inputs of frame `index` (its shot from `shot_start`): `results(j)` gives frame j's
-    finished result (uint8)."""
+    finished result (uint8). The frame starts from the previous result warped to it (disoccluded
+    pixels from the content frame). Each earlier frame counts where the flow both ways is certain,
+    and where a closer frame counts it counts no more (long_term_weights, on this frame's pixels,
+    sampled where the earlier frame's pixels come)."""
     frame_seed = None if seed is None else [seed, index]
     if video.temporal_weight == 0 or index == shot_start:
         return FrameInputs(None, [], frame_seed)
-    warped, reliable = [], []
+    pairs = []
     for back in sorted(video.temporal_frames):
         if index - back < shot_start:
             break
-        backward, c = flows.get(index, back)
-        warped.append(warp(results(index - back), backward))
-        reliable.append(c)
-    c = reliable[0][..., None]
-    initial = c * warped[0] + (1.0 - c) * content  # disoccluded pixels from the content frame
-    return FrameInputs(initial, list(zip(warped, long_term_weights(reliable))), frame_seed)
+        pairs.append((back, flows.get(index, back)))
+    here = long_term_weights([pair.backward_certainty for _, pair in pairs])
+    earlier = [(results(index - back).astype(np.float32), pair.forward,
+                pair.forward_certainty * np.clip(warp(weight, pair.forward), 0.0, 1.0),
+                warp(results(index - back), pair.backward), weight)
+               for (back, pair), weight in zip(pairs, here)]
+    c = pairs[0][1].backward_certainty[..., None]
+    initial = c * earlier[0][3] + (1.0 - c) * content
+    return FrameInputs(initial, earlier, frame_seed)
 
 
 def temporal_targets(earlier):
-    """targets(height, width) for hierarchy.run_levels: the warped earlier results and their weights
-    at a level's size."""
+    """targets(height, width) for hierarchy.run_levels: the earlier frames (FrameInputs.earlier) at a
+    level's size."""
     def at(height, width):
         if earlier and earlier[0][0].shape[:2] == (height, width):
             return earlier
-        return [(images.resize(np.asarray(w, np.float32), (height, width)),
-                 images.resize(np.asarray(c, np.float32)[..., None], (height, width))[..., 0].clip(0.0, 1.0))
-                for w, c in earlier]
+        def weight(c):
+            return images.resize(np.asarray(c, np.float32)[..., None], (height, width))[..., 0].clip(0.0, 1.0)
+        return [(images.resize(np.asarray(result, np.float32), (height, width)), resize_flow(field, (height, width)),
+                 weight(c), images.resize(np.asarray(warped, np.float32), (height, width)), weight(c_here))
+                for result, field, c, warped, c_here in earlier]
     return at
 
 

@@ -227,9 +227,10 @@ def ray_state(folder="/tmp/ray"):
 
 def test_a_local_ray_beside_another_ray_leaves_it_alone(ray_cluster, two_pairs, tmp_path):
     """--ray with no address: a Ray of the run's own, gone after it. Beside it, the module's cluster
-    takes a batch started once the local Ray is up and still running when it stops: both give what
-    one machine gives, and the local Ray leaves no token in the home folder and nothing in Ray's
-    default folder (/tmp/ray)."""
+    takes a batch whose driver joins it while the local Ray is up (where a driver lost its actors
+    before): both give what one machine gives, and the local Ray leaves no token in the home folder
+    and nothing in Ray's default folder (/tmp/ray). (The module's next tests use the cluster after
+    the local Ray has gone.)"""
     contents, batch_expected = two_pairs
     common = ["--content", input_path("coffee.png"), "--styles", input_path("the_scream.jpg"), "--network-type",
               "sqz", "--width", 200, "--tile-size", 128, "--iterations", 30, "--no-collage", "--seed", 2]
@@ -245,14 +246,19 @@ def test_a_local_ray_beside_another_ray_leaves_it_alone(ray_cluster, two_pairs, 
     deadline = time.monotonic() + 180
     while not worker_pids("_TileWorker") and local.poll() is None and time.monotonic() < deadline:
         time.sleep(0.1)
+    local.send_signal(signal.SIGSTOP)  # its Ray stays up, its driver waits until the batch has joined
     out = tmp_path / "batch on the cluster"
     out.mkdir()
     batch = subprocess.Popen([sys.executable, os.path.join(ROOT, "batch.py"),
                               *map(str, batch_args(contents, out, iterations=150, width=128)), "--ray", ray_cluster],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    deadline = time.monotonic() + 180
+    while not worker_pids("render_pair") and batch.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert local.poll() is None and worker_pids("render_pair")
+    local.send_signal(signal.SIGCONT)
     _, local_stderr = local.communicate(timeout=600)
     assert local.returncode == 0, local_stderr
-    assert batch.poll() is None, "the batch ended before the local Ray did"
     _, batch_stderr = batch.communicate(timeout=600)
     assert batch.returncode == 0, batch_stderr
     assert outputs(out) == batch_expected

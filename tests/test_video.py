@@ -68,40 +68,65 @@ def test_long_term_weights_let_the_closer_frame_win():
     np.testing.assert_array_equal(weights[2], [0.0, 0.0, 0.0, 1.0])
 
 
-def test_temporal_loss_has_a_gradient_masked_by_the_certainty():
-    """The temporal loss of losses.py pulls the image towards the warped earlier result where the
-    certainty is 1, and not at all where it is 0; its value is scale * sum(c (x - w)^2) / D, the
-    scale temporal_weight * L0 / 255^2 with L0 the content + style + tv loss at the start image."""
+def test_temporal_loss_samples_this_frame_where_the_flow_leads_and_is_masked_by_the_certainty():
+    """The temporal loss of losses.py compares this image, sampled (bilinear) where the flow takes
+    each pixel p of the earlier frame, with the earlier result at p, and this image with the result
+    warped here: scale * (sum c(p) (x(p + f(p)) - y(p))^2 + sum d(q) (x(q) - w(q))^2) / (2 D),
+    nothing where c or d is 0 or p + f(p) falls outside, the scale temporal_weight * L0 / 255^2 with
+    L0 the content + style + tv loss at the start image. Against NumPy."""
     from settings import LossWeights
     from stylize import Stylizer
     from test_losses import tiny_net
     net = tiny_net(8)
     rng = np.random.default_rng(4)
     content = rng.uniform(0, 255, (12, 10, 3)).astype(np.float32)
-    stylizer = Stylizer(net, content, [content], [1.0], LossWeights(), temporal=(7.0, 2))
-    warped = rng.uniform(0, 255, (12, 10, 3)).astype(np.float32)
+    earlier = rng.uniform(0, 255, (12, 10, 3)).astype(np.float32)
     mask = np.zeros((12, 10), np.float32)
     mask[:, :5] = 1.0
-    stylizer.set_temporal([(warped, mask)])
+    field = np.zeros((12, 10, 2), np.float32)
+    field[..., 0], field[..., 1] = 1.25, -0.5  # each earlier pixel is 1.25 px right and 0.5 px up here
+
+    def sampled(x):  # x at p + (1.25, -0.5), bilinear, and where that lies inside
+        out, inside = np.zeros_like(x, dtype=np.float64), np.zeros(x.shape[:2], bool)
+        for y in range(12):
+            for xx in range(10):
+                sy, sx = y - 0.5, xx + 1.25
+                if 0 <= sy <= 11 and 0 <= sx <= 9:
+                    y0, x0 = min(int(np.floor(sy)), 10), min(int(np.floor(sx)), 8)
+                    fy, fx = sy - y0, sx - x0
+                    out[y, xx] = ((1 - fy) * (1 - fx) * x[y0, x0] + (1 - fy) * fx * x[y0, x0 + 1]
+                                  + fy * (1 - fx) * x[y0 + 1, x0] + fy * fx * x[y0 + 1, x0 + 1])
+                    inside[y, xx] = True
+        return out, inside
+
+    warped = rng.uniform(0, 255, (12, 10, 3)).astype(np.float32)
+    here = np.zeros((12, 10), np.float32)
+    here[3:, :] = 0.5
+    stylizer = Stylizer(net, content, [content], [1.0], LossWeights(), temporal=(7.0, 2))
+    stylizer.set_temporal([(earlier, field, mask, warped, here)])
     start = rng.uniform(0, 255, (12, 10, 3)).astype(np.float32)
     x0 = net.preprocess(start)[None]
     stylizer.balance_temporal(x0)
     content_loss, style_loss, tv_loss, total = stylizer.loss_and_grad(tf.constant(x0))[0].numpy()
     scale = 7.0 * (content_loss + style_loss + tv_loss) / 255.0 ** 2
     np.testing.assert_allclose(stylizer.loss.temporal_scale.numpy(), scale, rtol=1e-5)
-    expected = scale * np.sum(mask[..., None] * (start.astype(np.float64) - warped) ** 2) / start.size
+    values, inside = sampled(start.astype(np.float64))
+    weight = (mask * inside)[..., None]
+    expected = scale * (np.sum(weight * (values - earlier) ** 2)
+                        + np.sum(here[..., None] * (start.astype(np.float64) - warped) ** 2)) / (2 * start.size)
     np.testing.assert_allclose(total - (content_loss + style_loss + tv_loss), expected, rtol=1e-3)
+    assert inside[:, :5].sum() < 60  # the flow leads some of the masked pixels outside: they count for nothing
     only = Stylizer(net, content, [content], [1.0], LossWeights(content_weight=0.0, style_weight=0.0, tv_weight=0.0),
                     temporal=(7.0, 2))
-    only.set_temporal([(warped, mask)])
+    only.set_temporal([(earlier, np.zeros_like(field), mask, earlier, mask)])  # no motion: x(p) against y(p)
     only.loss.temporal_scale.assign(3.0)
     image = rng.uniform(0, 255, (12, 10, 3)).astype(np.float32)
     losses, grad = only.loss_and_grad(tf.constant(net.preprocess(image)[None]))
-    np.testing.assert_allclose(losses.numpy()[3], 3.0 * np.sum(mask[..., None] * (image.astype(np.float64) - warped) ** 2)
-                               / image.size, rtol=1e-4)
+    np.testing.assert_allclose(losses.numpy()[3], 3.0 * np.sum(mask[..., None] * (image.astype(np.float64) - earlier) ** 2)
+                               / image.size, rtol=1e-4)  # the two halves agree
     grad = grad.numpy()[0]
     assert np.abs(grad[:, :5]).min() > 0 and np.all(grad[:, 5:] == 0)
-    np.testing.assert_allclose(grad[:, :5], 3.0 * 2 * (image - warped)[:, :5] / image.size, rtol=1e-3)
+    np.testing.assert_allclose(grad[:, :5], 3.0 * 2 * (image - earlier)[:, :5] / image.size, rtol=1e-3)
     only.set_temporal([])  # a shot's first frame: no earlier frames, no temporal loss
     assert only.loss_and_grad(tf.constant(net.preprocess(image)[None]))[0].numpy()[3] == 0
 
@@ -116,15 +141,14 @@ def test_the_temporal_weight_means_the_same_whatever_the_loss_scale(sqz_net):
     frames = [f.astype(np.float32) for f in clip]
     style = images.resize(images.load_image(STYLE), (60, 96)).astype(np.float32)
     backward, forward = video.flow(clip[1], clip[0]), video.flow(clip[0], clip[1])
-    certainty = video.certainty(backward, forward)
+    certainty, certainty_here = video.certainty(forward, backward), video.certainty(backward, forward)
     results = []
     for factor in (1.0, 100.0):
         weights = LossWeights(content_weight=5.0 * factor, style_weight=500.0 * factor, tv_weight=100.0 * factor)
         first = list(stylize(sqz_net, frames[0], frames[0], [style], [1.0], weights, iterations=10, quiet=True))[-1]
-        warped = video.warp(first.image, backward)
         stylizer = Stylizer(sqz_net, frames[1], [style], [1.0], weights, temporal=(100.0, 1))
-        stylizer.set_temporal([(warped, certainty)])
-        start = certainty[..., None] * warped + (1 - certainty[..., None]) * frames[1]
+        start = video.warp(first.image, backward)
+        stylizer.set_temporal([(first.image, forward, certainty, start, certainty_here)])
         last = list(stylize(sqz_net, start, frames[1], [style], [1.0], weights, iterations=10, stylizer=stylizer,
                             quiet=True))[-1]
         content_loss, style_loss, tv_loss, total = last.losses
