@@ -220,7 +220,7 @@ class Flows:
 # --- the run ----------------------------------------------------------------------------------------
 
 class VideoSettings(NamedTuple):
-    temporal_weight: float = 1000.0  # a share of the frame's own loss (losses.py); benchmarks/video.py
+    temporal_weight: float = 300.0  # a share of the frame's own loss (losses.py); benchmarks/video.py
     temporal_frames: tuple = (1,)
     work_dir: str = None
     fps: float = None
