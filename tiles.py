@@ -218,9 +218,8 @@ def stylize_tiled(net, initial, content, styles, style_blend_weights, weights, t
     stylize.stylize: Step(iteration, whole image, final, mean tile losses) at each checkpoint and
     at the end. On Ctrl-C or a non-finite loss it raises Stopped with the whole image, every
     tile's best so far blended in. `workers` (cluster.TileWorkers) optimises each colour group's
-    tiles on a Ray cluster; this process blends them. `temporal` ((temporal_weight, count), [(earlier
-    result, flow from it to this frame, certainty)]) at the level's size: a video's, cropped for
-    each tile."""
+    tiles on a Ray cluster; this process blends them. `temporal` ((temporal_weight, count), the earlier
+    frames of video.FrameInputs) at the level's size: a video's, cropped for each tile."""
     height, width = content.shape[:2]
     # The style targets come from the whole style images, a tile-sized piece at a time.
     targets = StyleTargets(net, [net.preprocess(np.asarray(s, np.float32)) for s in styles], style_blend_weights,

@@ -6,13 +6,14 @@ A shot's first frame is stylised as a still image. Each later frame starts from 
 result warped to it by the optical flow between the content frames (where the flow is uncertain,
 from the content frame), and the temporal loss (losses.py) keeps it close to each earlier result,
 both warped back to that frame and with the result warped to it, pixel by pixel as certain as
-the flow there. The certainty of the flow back from
-frame t to frame s, w, comes from the forward-backward check with the flow from s to t, f: a pixel
-where w and f(x + w) do not cancel, |w + f(x + w)|^2 > 0.01 (|w|^2 + |f(x + w)|^2) + 0.5, is
-disoccluded; one where w changes fast, |grad w_x|^2 + |grad w_y|^2 > 0.01 |w|^2 + 0.002, is on a
-motion boundary; both get 0, every other pixel 1. With several earlier frames (--temporal-frames
+the flow there. The certainty of the flow from frame t to frame s, w, comes from the
+forward-backward check with the flow from s to t, f: a pixel where w and f(x + w) do not cancel,
+|w + f(x + w)|^2 > 0.01 (|w|^2 + |f(x + w)|^2) + 0.5, is disoccluded; one where w changes fast,
+|grad w_x|^2 + |grad w_y|^2 > 0.01 |w|^2 + 0.002, is on a motion boundary; both get 0, every
+other pixel 1 (and likewise for f, checked against w). With several earlier frames (--temporal-frames
 1,2,4) the closer frame wins where both are certain: frame j's weight is its certainty less the
-closer frames' (not below 0). --temporal-weight 0 stylises the frames independently, each started
+closer frames' (not below 0), on frame t's pixels (sampled where frame s's pixels come, for the
+comparison on frame s's). --temporal-weight 0 stylises the frames independently, each started
 as a still.
 
 A shot ends where the flow from the previous frame is certain over less than CUT_CERTAINTY of the
