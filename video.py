@@ -274,10 +274,11 @@ def frame_inputs(index, shot_start, content, results, flows, video, seed):
             break
         pairs.append((back, flows.get(index, back)))
     here = long_term_weights([pair.backward_certainty for _, pair in pairs])
-    earlier = [(results(index - back).astype(np.float32), pair.forward,
-                pair.forward_certainty * np.clip(warp(weight, pair.forward), 0.0, 1.0),
-                warp(results(index - back), pair.backward), weight)
-               for (back, pair), weight in zip(pairs, here)]
+    earlier = []
+    for (back, pair), weight in zip(pairs, here):
+        result = results(index - back).astype(np.float32)
+        earlier.append((result, pair.forward, pair.forward_certainty * np.clip(warp(weight, pair.forward), 0.0, 1.0),
+                        warp(result, pair.backward), weight))
     c = pairs[0][1].backward_certainty[..., None]
     initial = c * earlier[0][3] + (1.0 - c) * content
     return FrameInputs(initial, earlier, frame_seed)

@@ -139,14 +139,13 @@ def run_case(case, folder, net, weights, long=False):
         label = "default" if weight is None else f"{weight:g}"
         outputs, seconds = stylise(clip, style_file, os.path.join(folder, name, f"weight-{label}"), iterations,
                                    optim, weight)
-        ratios = style_losses(outputs, style_file, net) / base_style
+        losses = style_losses(outputs, style_file, net)
+        ratios = losses / base_style
         row = dict(case=name, weight=label, error=video.warping_error(outputs, frames) / base_error,
                    style_mean=float(ratios.mean()), style_max=float(ratios.max()), seconds=seconds / count,
                    base_seconds=base_seconds / count)
         if long:
             row["error8"] = (video.warping_error(outputs, frames, 8) / video.warping_error(independent, frames, 8))
-            row["drift"] = float(ratios[-8:].mean() / ratios[:8].mean())
-            losses = style_losses(outputs, style_file, net)
             row["last_first"] = float(losses[-8:].mean() / losses[:8].mean())
             row["independent_last_first"] = float(base_style[-8:].mean() / base_style[:8].mean())
         rows.append(row)
