@@ -163,8 +163,6 @@ def print_row(row, long=False):
 
 
 def main():
-    import squeezenet
-    from bench import cpu_description
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("folder", nargs="?", help="where the clips and the outputs go (default: a temporary folder)")
     parser.add_argument("--cases", default="", help="numbers of the table's cases to run (1-based), e.g. 1,3")
@@ -172,6 +170,8 @@ def main():
     parser.add_argument("--long", action="store_true", help="the 64-frame clip: warping error over 8 frames, drift")
     parser.add_argument("--calibrate", action="store_true", help="the cases the default was chosen on")
     args = parser.parse_args()
+    import squeezenet  # TensorFlow: after the flags, so that --help is quick
+    from bench import cpu_description
     folder = args.folder or tempfile.mkdtemp()
     os.makedirs(folder, exist_ok=True)
     net = squeezenet.load(os.path.join(ROOT, "sqz_weights.npz"))
