@@ -12,8 +12,8 @@ smooth areas), The Starry Night (busy) and a line drawing (the coffee photo turn
 ink lines on white, made here). For each case: Lai et al. (2018)'s warping error (flows and
 their certainty from the input frames by Farneback's method, not the tool's DIS) of the
 consistent frames over the independent ones', and each frame's style loss (averaged over its 16
-alignments to the network's stride) over the independent frame's, on average and at worst. The calibration cases (the coffee photo, Turner's Shipwreck)
-are in none of the table's.
+alignments to the network's stride) over the independent frame's, on average and at worst. The
+calibration cases (the coffee photo, Turner's Shipwreck) are in none of the table's.
 """
 import argparse
 import os

@@ -72,7 +72,7 @@ def two_shots(size=(64, 96), frames_each=5):
 MOTIONS = ("pan", "zoom", "rotation", "object")
 
 
-def moving_clip(photo, motion, size=(112, 160), count=16, seed=0):
+def moving_clip(photo, motion, size=(112, 160), count=16):
     """[uint8 HxWx3 frames] of `size` (height, width): a camera moving over `photo` (HxWx3 uint8)
     by `motion`: "pan" (1.3 px a frame to the right and 0.4 down), "zoom" (in by 2% a frame),
     "rotation" (0.8 degrees a frame) or "object" (a still view, a disc cut from the middle of the
