@@ -12,7 +12,11 @@ activations at a layer of H x W positions and C channels, and l2(x) = sum(x^2) /
     image (its own H, W); L = 2 * l2(G - A) / C^2;
   - mean: L = 2 * l2(mean_F - mean_S) (means over positions, per channel);
   - distr: L = 2 * (l2(mean_F - mean_S) + l2(std_F - std_S)), std_F = sqrt(max(var_F, 1e-5))
-    and std_S the population std of the style's features.
+    and std_S the population std of the style's features;
+  - w2 (ours; crowsonkb's style-transfer-pytorch): the squared Wasserstein-2 distance between
+    Gaussians of the features' means and covariances, per channel: L = W2_SCALE * (|m_F - m_S|^2
+    + tr(C_F + C_S - 2 (C_S^1/2 C_F C_S^1/2)^1/2)) / C, C_F and C_S the population covariances
+    (+ 1e-4 on the diagonal).
 - Distribution remapping (--style-distr-weight d, when not 0), per style and style layer, with
   no layer or blend weight: d * l2(F - T) / (H W C), T = (std_S / (std_F + 1e-5)) * (F - mean_F)
   + mean_S on the unshifted features; gradients flow through T.
@@ -50,6 +54,8 @@ import tensorflow as tf
 ANCHOR_WEIGHT = 1000.0     # of the anchor: the larger levels of --max-hierarchy auto add detail, not new strokes
 RANGE_WEIGHT = 1000.0      # of the range term: strong enough to bring values outside back within an iteration or two
 STD_FLOOR = 1e-5            # std_F = sqrt(max(var_F, STD_FLOOR)): finite gradient for dead channels
+W2_EPS = 1e-4               # added to the covariances' diagonals (w2): their square roots stay differentiable
+W2_SCALE = 0.01             # w2's loss per channel to the Gram loss's scale, so that one --style-weight suits both
 DISTR_EPS = 1e-5            # T = std_S / (std_F + DISTR_EPS) * (F - mean_F) + mean_S
 LOSS_NAMES = ("content", "style", "tv", "total")
 
@@ -109,6 +115,33 @@ class Statistics(NamedTuple):
     gram_sum: tf.Tensor
     mean: tf.Tensor
     var: tf.Tensor
+
+
+def covariance(s, shift):
+    """The population covariance of a layer's features (+ W2_EPS on the diagonal) from their
+    Statistics; `shift` is the --ashift their Gram sum was taken with."""
+    mean = s.mean + shift
+    cov = s.gram_sum / s.positions - mean[:, None] * mean[None, :]
+    return cov + W2_EPS * tf.eye(int(cov.shape[0]))
+
+
+def psd_sqrt(matrix):
+    """The square root of a symmetric positive semi-definite matrix (its eigenvalues below 0,
+    from rounding, taken as 0)."""
+    values, vectors = tf.linalg.eigh(matrix)
+    return tf.matmul(vectors * tf.sqrt(tf.maximum(values, 0.0)), vectors, transpose_b=True)
+
+
+def w2_distance(mean, cov, target):
+    """The squared Wasserstein-2 distance between Gaussians (mean, cov) and the target's (mean_S,
+    cov_S, cov_S^1/2): |m - m_S|^2 + tr(C + C_S) - 2 tr((C_S^1/2 C C_S^1/2)^1/2). The last trace is
+    the sum of the square roots of the eigenvalues, whose gradient stays defined where eigenvalues
+    repeat (that of the eigenvectors does not)."""
+    mean_s, cov_s, root_s = target
+    inner = tf.matmul(root_s, tf.matmul(cov, root_s))
+    values = tf.cast(tf.linalg.eigh(tf.cast(0.5 * (inner + tf.transpose(inner)), tf.float64))[0], tf.float32)
+    cross = tf.reduce_sum(tf.sqrt(tf.maximum(values, W2_EPS ** 2)))
+    return _sq_sum(mean - mean_s) + tf.linalg.trace(cov) + tf.linalg.trace(cov_s) - 2.0 * cross
 
 
 def _shifted(f, shift):
@@ -206,17 +239,29 @@ class StyleTargets:
         for style in styles:
             stats = _style_statistics(net, style, layers, weights.ashift, chunk)
             targets, distr = {}, {}
-            for layer, (gram, moments) in stats.items():
+            for layer, s in stats.items():
+                moments = (s.mean, _std(s.var))
                 if layer in dict(self.style_layers):
-                    targets[layer] = gram if weights.style_feat_type == "gram" else moments
+                    targets[layer] = _style_target(s, weights.style_feat_type, weights.ashift)
                 if layer in self.distr_layers:
                     distr[layer] = moments
             self.style.append(targets)
             self.distr.append(distr)
 
 
+def _style_target(s, feat_type, shift):
+    """What a style loss of `feat_type` compares with, from a style layer's Statistics: the Gram
+    matrix, (mean, population std), or for w2 (mean, covariance, its square root)."""
+    if feat_type == "gram":
+        return s.gram_sum / (s.positions * int(s.mean.shape[0]))
+    if feat_type == "w2":
+        cov = covariance(s, shift)
+        return s.mean, cov, psd_sqrt(cov)
+    return s.mean, _std(s.var)
+
+
 def _style_statistics(net, style, layers, shift, chunk):
-    """{layer: (Gram of F + shift, (mean, population std))} of a preprocessed HxWx3 style image."""
+    """{layer: Statistics} of a preprocessed HxWx3 style image."""
     height, width = style.shape[:2]
     chunk = chunk or max(height, width)
     pieces = []  # per piece: {layer: Statistics}; small, C x C at most
@@ -229,9 +274,7 @@ def _style_statistics(net, style, layers, shift, chunk):
             piece = style[None, start(y, height):y + chunk, start(x, width):x + chunk]
             feats = net.features(tf.constant(piece), layers)
             pieces.append({layer: statistics_of(feats[layer], shift) for layer in layers})
-    whole = pool_all(pieces)
-    return {layer: (s.gram_sum / (s.positions * int(s.mean.shape[0])), (s.mean, _std(s.var)))
-            for layer, s in whole.items()}
+    return pool_all(pieces)
 
 
 class TransferLoss:
@@ -332,18 +375,39 @@ class TransferLoss:
         off), or (the image, None) with --unbounded."""
         return (image, None) if self.w.unbounded else _clip(image, -self.net.mean_pixel)
 
-    def _style_terms(self, layer, lw, gram, moments, channels, targets):
-        """A style layer's weighted losses against each style's targets: by the Gram matrix, or the
-        (mean, variance) of the features."""
+    def _image_style(self, s, channels):
+        """What the style loss compares of the image at a layer, from its Statistics: the Gram
+        matrix, (mean, variance), or for w2 (mean, covariance)."""
+        if self.w.style_feat_type == "gram":
+            return s.gram_sum * (1.0 / (s.positions * channels))
+        if self.w.style_feat_type == "w2":
+            return s.mean, covariance(s, self.w.ashift)
+        return s.mean, s.var
+
+    def _style_terms(self, layer, lw, image_style, channels, targets):
+        """A style layer's weighted losses against each style's targets (_image_style's form)."""
         w = self.w
         if w.style_feat_type == "gram":
-            per_style = [_sq_sum(gram - t[layer]) * (1.0 / channels ** 2) for t in targets]
+            per_style = [_sq_sum(image_style - t[layer]) * (1.0 / channels ** 2) for t in targets]
         elif w.style_feat_type == "mean":
-            per_style = [_sq_sum(moments[0] - t[layer][0]) for t in targets]
+            per_style = [_sq_sum(image_style[0] - t[layer][0]) for t in targets]
+        elif w.style_feat_type == "w2":
+            per_style = [w2_distance(*image_style, t[layer]) * (W2_SCALE / channels) for t in targets]
         else:  # distr: mean and std
-            std = _std(moments[1], STD_FLOOR)
-            per_style = [_sq_sum(moments[0] - t[layer][0]) + _sq_sum(std - t[layer][1]) for t in targets]
+            std = _std(image_style[1], STD_FLOOR)
+            per_style = [_sq_sum(image_style[0] - t[layer][0]) + _sq_sum(std - t[layer][1]) for t in targets]
         return [w.style_weight * beta * lw * loss for beta, loss in zip(self.blend, per_style)]
+
+    def _own_style(self, layer, f, positions, channels, moments):
+        """_image_style of the features f [HW, C] of the image alone (each type computes only what
+        it compares; `moments` gives the shared per-channel mean and variance)."""
+        if self.w.style_feat_type == "gram":
+            return _self_product(_shifted(f, self.w.ashift)) * (1.0 / (positions * channels))
+        if self.w.style_feat_type == "w2":
+            mean = tf.reduce_mean(f, axis=0)
+            centred = f - mean
+            return mean, _self_product(centred) * (1.0 / positions) + W2_EPS * tf.eye(channels)
+        return moments(layer, f)
 
     def _coarse_style(self, coarse):
         """The style loss of the image seen at the first level's size (--max-hierarchy auto)."""
@@ -351,10 +415,8 @@ class TransferLoss:
         style = tf.constant(0.0)
         for layer, lw in self.style_layers:
             f, positions, channels = _as_matrix(feats[layer])
-            gram = _self_product(_shifted(f, self.w.ashift)) * (1.0 / (positions * channels)) \
-                if self.w.style_feat_type == "gram" else None
-            for term in self._style_terms(layer, lw, gram, None if gram is not None else _moments(f), channels,
-                                          self.coarse_targets):
+            own = self._own_style(layer, f, positions, channels, lambda _, f: _moments(f))
+            for term in self._style_terms(layer, lw, own, channels, self.coarse_targets):
                 style += term
         return style
 
@@ -381,15 +443,10 @@ class TransferLoss:
             if self.part:  # the whole image's statistics: this part's pooled with the others'
                 own = statistics_of(feats[layer], w.ashift)
                 own = own._replace(positions=own.positions * self.own_weight, gram_sum=own.gram_sum * self.own_weight)
-                whole = pool(self.rest[layer], own)
-                gram, mean, var = whole.gram_sum / (whole.positions * channels), whole.mean, whole.var
-            elif w.style_feat_type == "gram":
-                gram = _self_product(_shifted(f, w.ashift)) * (1.0 / (positions * channels))
+                image_style = self._image_style(pool(self.rest[layer], own), channels)
             else:
-                mean, var = moments(layer, f)
-            for term in self._style_terms(layer, lw, gram if w.style_feat_type == "gram" else None,
-                                          None if w.style_feat_type == "gram" else (mean, var), channels,
-                                          self.style_targets):
+                image_style = self._own_style(layer, f, positions, channels, moments)
+            for term in self._style_terms(layer, lw, image_style, channels, self.style_targets):
                 style += term
         pooled = style
 

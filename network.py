@@ -172,6 +172,22 @@ def pool(x, kind, size, stride, padding):
     return op(x, size, stride, padding)
 
 
+POOL_BLUR = (1, 4, 6, 4, 1)  # binomial filter taps of an anti-aliased pooling's downsampling
+
+
+def blur(x, taps, stride=1):
+    """x filtered by the separable filter taps x taps, every `stride`-th value kept. At the edges
+    the filter is renormalised to the part of it that falls on x (any size of x, even 1 px)."""
+    taps = np.asarray(taps, np.float32) / np.sum(taps)
+    r = len(taps) // 2
+    kernel = tf.cast(np.tile(np.outer(taps, taps)[:, :, None, None], [1, 1, x.shape[3], 1]), x.dtype)
+    out = tf.nn.depthwise_conv2d(tf.pad(x, [[0, 0], [r, r], [r, r], [0, 0]]), kernel, [1, stride, stride, 1], "VALID")
+
+    def coverage(n):  # per output position along one axis: the filter's weight on x
+        return np.convolve(np.pad(np.ones(n, np.float32), r), taps, "valid")[::stride]
+    return out * tf.cast(1.0 / np.outer(coverage(x.shape[1]), coverage(x.shape[2]))[None, :, :, None], x.dtype)
+
+
 class FeatureNetwork:
     """A feature extractor. Subclasses define LAYERS, CONTENT_LAYERS, STYLE_LAYERS, min_size
     and _forward(x), a generator of (layer name, activation) in network order."""
@@ -188,13 +204,18 @@ class FeatureNetwork:
         """Elements of all forward activations for an input of this size (canonical widths)."""
         raise NotImplementedError
 
-    def __init__(self, weights, mean_pixel, pooling, dtype=tf.float32):
+    def __init__(self, weights, mean_pixel, pooling, dtype=tf.float32, antialias=False):
         # Constants in the compute dtype: cast once here, not at every pass.
         self.weights = {name: (tf.cast(tf.constant(k), dtype), tf.cast(tf.constant(b), dtype))
                         for name, (k, b) in weights.items()}
         self.mean_pixel = np.asarray(mean_pixel, dtype=np.float32).reshape(3)
         self.pooling = pooling
         self.dtype = dtype  # compute dtype of the convolutions; activations returned in float32
+        # Downsampling that blurs before it strides (Zhang 2019, "Making Convolutional Networks
+        # Shift-Invariant Again"): a stride samples the image at one alignment, and an optimised
+        # image can fit that alignment with a grid of dots at the stride's period; blurred first,
+        # what the network sees hardly depends on the alignment, and the gradient has no such grid.
+        self.antialias = antialias
 
     def preprocess(self, pixels):
         return pixels - self.mean_pixel
@@ -225,3 +246,10 @@ class FeatureNetwork:
 
     def _forward(self, x):
         raise NotImplementedError
+
+    def _downsample_pool(self, x, size, padding):
+        """A pooling of stride 2: max (or average) over size x size windows at every second
+        position; anti-aliased, the windows at every position, then blurred and every second kept."""
+        if not self.antialias:
+            return pool(x, self.pooling, size, 2, padding)
+        return blur(pool(x, self.pooling, size, 1, padding), POOL_BLUR, 2)

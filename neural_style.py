@@ -13,7 +13,7 @@ import optimizers
 import pipeline
 from errors import ArgumentParser, NumericalError, ToolError, run_cli
 from images import read_params
-from settings import (DEFAULTS as D, MIN_TILE_SIZE, NETWORK_TYPES, POOLINGS, PRECISIONS, PRESERVE_COLORS,
+from settings import (ANTIALIAS, DEFAULTS as D, MIN_TILE_SIZE, NETWORK_TYPES, POOLINGS, PRECISIONS, PRESERVE_COLORS,
                       STYLE_FEAT_TYPES, Settings)
 
 
@@ -74,6 +74,10 @@ def add_transfer_flags(p):
                    help="precision of the convolutions (losses and optimiser stay float32): auto picks "
                         "bfloat16 for vgg on CPUs with native bfloat16, where it is faster with the final "
                         "loss within 2%% of float32's, else float32 (default: %(default)s)")
+    g.add_argument("--antialias", default=D["antialias"], choices=ANTIALIAS,
+                   help="blur before each stride of the network, so that the image cannot fit one alignment "
+                        "of it with a grid of dots: auto is on for sqz and off for vgg; off is the original's "
+                        "network (default: %(default)s)")
 
     g = p.add_argument_group("losses")
     g.add_argument("--content-weight", type=float, default=D["content_weight"], metavar="W",
@@ -90,8 +94,9 @@ def add_transfer_flags(p):
                    help="one weight per style, any numbers >= 0 (not all 0), normalised to sum 1: "
                         "2 1 weighs the first style twice the second (default: equal)")
     g.add_argument("--style-feat-type", default=D["style_feat_type"], choices=STYLE_FEAT_TYPES,
-                   help="style features: gram (Gram matrices), mean (mean activations) or distr "
-                        "(mean and standard deviation) (default: %(default)s)")
+                   help="style features: gram (Gram matrices), mean (mean activations), distr "
+                        "(mean and standard deviation) or w2 (means and covariances, the Wasserstein-2 "
+                        "distance) (default: %(default)s)")
     g.add_argument("--style-distr-weight", type=float, default=D["style_distr_weight"], metavar="W",
                    help="weight of the distribution remapping loss, >= 0; 0 turns it off (default: %(default)s)")
     g.add_argument("--ashift", type=float, default=D["ashift"], metavar="A",
@@ -148,6 +153,10 @@ def add_transfer_flags(p):
     g.add_argument("--beta1", type=float, default=D["beta1"], help="Adam beta1, 0..1 (default: %(default)s)")
     g.add_argument("--beta2", type=float, default=D["beta2"], help="Adam beta2, 0..1 (default: %(default)s)")
     g.add_argument("--eps", type=float, default=D["eps"], help="Adam epsilon, > 0 (default: %(default)s)")
+    g.add_argument("--average", type=float, default=D["average"], metavar="DECAY",
+                   help="Adam's result: 0 the iterate of the lowest loss; else the exponential moving average of "
+                        "the iterates with this decay, 0..1 (0.99 as in crowsonkb's style-transfer-pytorch), "
+                        "which smooths Adam's last steps' noise (default: %(default)s)")
 
 
 def levels_or_auto(text):

@@ -291,13 +291,18 @@ class DeviceOptimizer(Optimizer):
 
 class _AdamState:
     """Adam (Keras' update rule) on an image variable, with the best-image bookkeeping, as one
-    compiled step."""
+    compiled step. With `settings.average` > 0 it also keeps the exponential moving average of
+    the iterates (bias-corrected, as Adam's moments: the average of the iterates so far weighted
+    by decay^age, over the weights' sum)."""
 
     def __init__(self, stylizer, settings):
         import tensorflow as tf
         shape = stylizer.shape
         self.image, self.m, self.v, self.best_image = (tf.Variable(tf.zeros(shape)) for _ in range(4))
         self.t = tf.Variable(0.0)
+        self.decay = settings.average
+        self.average = tf.Variable(tf.zeros(shape)) if self.decay else None
+        decay = tf.constant(self.decay, tf.float32)
         self.best_losses, self.last_losses = tf.Variable(tf.zeros([4])), tf.Variable(tf.zeros([4]))
         lr, b1, b2, eps = (tf.constant(v, tf.float32) for v in
                            (settings.learning_rate, settings.beta1, settings.beta2, settings.eps))
@@ -314,6 +319,8 @@ class _AdamState:
             self.m.assign_add((grad - self.m) * (1.0 - b1))
             self.v.assign_add((tf.square(grad) - self.v) * (1.0 - b2))
             self.image.assign_sub(self.m * alpha / (tf.sqrt(self.v) + eps))
+            if self.average is not None:
+                self.average.assign_add((self.image - self.average) * (1.0 - decay))
         self.step = step
         self.trace = step.get_concrete_function
         self.traced = lambda: step.experimental_get_tracing_count() > 0
@@ -323,24 +330,40 @@ class _AdamState:
         for variable, value in ((self.image, x0), (self.best_image, x0), (self.best_losses, losses),
                                 (self.last_losses, losses)):
             variable.assign(value)
-        for variable in (self.m, self.v):
+        for variable in (self.m, self.v) + ((self.average,) if self.average is not None else ()):
             variable.assign(tf.zeros_like(variable))
         self.t.assign(0.0)
 
+    def averaged(self):
+        """The moving average of the iterates so far (x0 before the first step)."""
+        t = float(self.t.numpy())
+        return self.image.numpy() if t == 0 else self.average.numpy() / (1.0 - self.decay ** t)
+
 
 class Adam(DeviceOptimizer):
-    """Adam: --learning-rate, --beta1, --beta2, --eps; one step per iteration."""
+    """Adam: --learning-rate, --beta1, --beta2, --eps; one step per iteration. Its result is the
+    iterate of the lowest loss, or with --average the moving average of the iterates (at each
+    checkpoint too), whatever its loss."""
     name = "adam"
 
     @classmethod
     def bytes_per_value(cls):
-        return 6 * 4  # float32: image, m, v, best image, gradient, update
+        return 7 * 4  # float32: image, m, v, best image, gradient, update, average (with --average)
 
     def __init__(self, stylizer, settings):
         super().__init__(stylizer, settings)
         self.state = _AdamState(stylizer, settings)
 
+    def sync(self, best):
+        if not self.state.decay:
+            return super().sync(best)
+        import tensorflow as tf
+        best.image = self.state.averaged()
+        best.losses = self.stylizer.loss_and_grad(tf.constant(best.image))[0].numpy()
+
     def finish(self, best):
+        if self.state.decay:
+            return  # sync, just before, gave the average
         # The loss of the final image (after the last update) is not known yet.
         losses, _ = self.stylizer.loss_and_grad(self.state.image)
         best.offer(self.state.image.numpy(), losses.numpy())

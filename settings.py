@@ -18,9 +18,10 @@ from errors import UsageError
 
 NETWORK_TYPES = ("vgg", "sqz")
 POOLINGS = ("max", "avg")
-STYLE_FEAT_TYPES = ("gram", "mean", "distr")
+STYLE_FEAT_TYPES = ("gram", "mean", "distr", "w2")
 PRESERVE_COLORS = ("none", "before", "all", "out", "interm")
 PRECISIONS = ("auto", "float32", "bfloat16", "float16")
+ANTIALIAS = ("auto", "on", "off")
 MIN_TILE_SIZE = 128  # smaller tiles leave too little room inside their overlaps
 
 
@@ -59,6 +60,7 @@ class OptimizerSettings:
     beta1: float = 0.9
     beta2: float = 0.999
     eps: float = 1e-08
+    average: float = 0.0  # Adam's result: 0 the best iterate, else the moving average of the iterates with this decay
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,7 @@ class Network:
     network_file: str = None
     pooling: str = "max"
     precision: str = "auto"
+    antialias: str = "auto"  # on, off, or auto: on for SqueezeNet, off for VGG19 (backends.antialiased)
 
 
 @dataclass(frozen=True)
@@ -104,7 +107,8 @@ GROUP_OF = {field.name: group for group, cls in GROUPS.items() for field in data
 DEFAULTS = {field.name: field.default for cls in GROUPS.values() for field in dataclasses.fields(cls)}
 TUPLES = ("styles", "style_scales", "style_blend_weights")
 FLOATS = ("initial_noiseblend", "content_weight", "content_weight_blend", "style_weight", "style_layer_weight_exp",
-          "style_distr_weight", "tv_weight", "ashift", "learning_rate", "beta1", "beta2", "eps")
+          "style_distr_weight", "tv_weight", "ashift", "learning_rate", "beta1", "beta2", "eps",
+          "average")
 
 
 @dataclass(frozen=True)
@@ -168,7 +172,8 @@ def check(v):
         raise UsageError(f"the following arguments are required: {', '.join(missing)}")
     choices = (("--optim", "optim", optimizers.NAMES), ("--network-type", "network_type", NETWORK_TYPES),
                ("--pooling", "pooling", POOLINGS), ("--style-feat-type", "style_feat_type", STYLE_FEAT_TYPES),
-               ("--preserve-colors", "preserve_colors", PRESERVE_COLORS), ("--precision", "precision", PRECISIONS))
+               ("--preserve-colors", "preserve_colors", PRESERVE_COLORS), ("--precision", "precision", PRECISIONS),
+               ("--antialias", "antialias", ANTIALIAS))
     for flag, name, allowed in choices:
         if v[name] not in allowed:
             raise UsageError(f"{flag} must be one of {', '.join(allowed)}, got {v[name]!r}")
@@ -213,6 +218,8 @@ def check(v):
     for flag, value in (("--beta1", v["beta1"]), ("--beta2", v["beta2"])):
         if not 0.0 <= value < 1.0:
             raise UsageError(f"{flag} must be at least 0 and below 1, got {value}")
+    if not 0.0 <= v["average"] < 1.0:
+        raise UsageError(f"--average must be at least 0 and below 1, got {v['average']}")
     if not v["eps"] > 0:
         raise UsageError(f"--eps must be above 0, got {v['eps']}")
     if v["cpus_per_task"] < 1 or not v["gpus_per_task"] >= 0:

@@ -6,7 +6,7 @@ import numpy as np
 import tensorflow as tf
 
 from errors import ToolError
-from network import FeatureNetwork, WeightsSource, check_conv, conv, pool, read_mat
+from network import FeatureNetwork, WeightsSource, blur, check_conv, conv, read_mat
 
 SOURCE = WeightsSource(
     filename="sqz_notop.mat",
@@ -19,6 +19,10 @@ FIRES = ("fire2", "fire3", "fire4", "fire5", "fire6", "fire7", "fire8", "fire9")
 SQUEEZE = {"fire2": 16, "fire3": 16, "fire4": 32, "fire5": 32, "fire6": 48, "fire7": 48, "fire8": 64, "fire9": 64}
 EXPAND = {fire: 4 * squeeze for fire, squeeze in SQUEEZE.items()}  # each of expand1x1 and expand3x3
 POOL_BEFORE = {"fire4": "pool3", "fire6": "pool5"}  # pool1 follows conv1
+# conv1's input, anti-aliased (3x3, stride 2): a binomial [1, 2, 1] would remove all that aliases
+# at stride 2, and with it the finest detail the content loss (conv1) holds; [1, 3, 1] passes a
+# fifth of the finest (the performance document)
+CONV1_BLUR = (1, 3, 1)
 
 # Activations: conv1 relu, then for each fire module its expand1x1 and expand3x3 relus.
 FEATURE_LAYERS = ("conv1",) + tuple(f"{fire}/{e}" for fire in FIRES for e in ("expand1x1", "expand3x3"))
@@ -38,12 +42,13 @@ class SqueezeNet(FeatureNetwork):
         def valid(n, k=3, stride=2):
             return (n - k) // stride + 1
         height, width = valid(height), valid(width)
-        total = 2 * height * width * 64  # conv1 and its relu
+        total = 3 * height * width * 64  # conv1, its relu and pool1 at every position (anti-aliased)
         height, width = valid(height), valid(width)
         total += height * width * 64
         channels = 64
         for fire in FIRES:
             if fire in POOL_BEFORE:
+                total += height * width * channels  # the pooling at every position
                 height, width = valid(height), valid(width)
                 total += height * width * channels
             channels = 2 * EXPAND[fire]
@@ -52,12 +57,14 @@ class SqueezeNet(FeatureNetwork):
         return total
 
     def _forward(self, x):
+        if self.antialias:
+            x = blur(x, CONV1_BLUR)
         x = tf.nn.relu(conv(x, self.weights["conv1"], stride=2, padding="VALID"))
         yield "conv1", x
-        x = pool(x, self.pooling, 3, 2, "VALID")
+        x = self._downsample_pool(x, 3, "VALID")
         for fire in FIRES:
             if fire in POOL_BEFORE:
-                x = pool(x, self.pooling, 3, 2, "VALID")
+                x = self._downsample_pool(x, 3, "VALID")
             squeeze = tf.nn.relu(conv(x, self.weights[f"{fire}/squeeze1x1"], padding="VALID"))
             e1 = tf.nn.relu(conv(squeeze, self.weights[f"{fire}/expand1x1"], padding="VALID"))
             yield f"{fire}/expand1x1", e1
@@ -117,6 +124,6 @@ def validate_layers(path, layers):
     return weights
 
 
-def load(path, pooling="max", dtype=tf.float32):
+def load(path, pooling="max", dtype=tf.float32, antialias=False):
     """Load and validate SqueezeNet v1.1 weights (.npz or .mat, see read_layers)."""
-    return SqueezeNet(validate_layers(path, read_layers(path)), MEAN_PIXEL, pooling, dtype=dtype)
+    return SqueezeNet(validate_layers(path, read_layers(path)), MEAN_PIXEL, pooling, dtype=dtype, antialias=antialias)

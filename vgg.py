@@ -3,7 +3,7 @@ import numpy as np
 import tensorflow as tf
 
 from errors import ToolError
-from network import FeatureNetwork, WeightsSource, cached_conversion, check_conv, conv, pool, read_mat
+from network import FeatureNetwork, WeightsSource, cached_conversion, check_conv, conv, read_mat
 
 SOURCE = WeightsSource(
     filename="imagenet-vgg-verydeep-19.mat",
@@ -48,7 +48,7 @@ class VGG19(FeatureNetwork):
             elif kind == "relu":
                 x = tf.nn.relu(x)
             else:
-                x = pool(x, self.pooling, 2, 2, "SAME")
+                x = self._downsample_pool(x, 2, "SAME")
             yield name, x
 
 
@@ -61,13 +61,13 @@ def _field(record, name, index):
 NETWORK = VGG19
 
 
-def load(path, pooling="max", dtype=tf.float32):
+def load(path, pooling="max", dtype=tf.float32, antialias=False):
     """The network of a MatConvNet file, read through its converted copy in the user cache."""
     arrays = cached_conversion(path, "vgg19", convert)
     weights = {name: check_conv(path, name, arrays[f"{name}/kernel"], arrays[f"{name}/bias"], 3,
                                 arrays[f"{name}/kernel"].shape[2])
                for name in LAYERS if name.startswith("conv")}
-    return VGG19(weights, arrays["mean_pixel"], pooling, dtype=dtype)
+    return VGG19(weights, arrays["mean_pixel"], pooling, dtype=dtype, antialias=antialias)
 
 
 def convert(path):

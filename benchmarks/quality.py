@@ -3,6 +3,8 @@
     python benchmarks/quality.py --range     # the pixel range kept or not, each optimiser (~25 minutes)
     python benchmarks/quality.py --print DIR # prints with --max-hierarchy auto against small runs (~10 minutes)
     python benchmarks/quality.py --quick     # --range with one pair and 100 iterations
+    python benchmarks/quality.py --grid DIR  # the dot grid: --antialias against the original's network (~40 minutes)
+    python benchmarks/quality.py --sheet DIR # the contact sheet: the original's behaviour, --antialias off, the default
 
 For each case: the fraction of the optimised values outside 0..255 before saving (for a run that
 keeps the range, of the variable the loss clips), the optimiser's final total loss and the saved
@@ -22,7 +24,7 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 INPUTS = os.path.join(ROOT, "examples", "inputs")
 sys.path.insert(0, ROOT)
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.append(os.path.dirname(os.path.abspath(__file__)))  # bench.py; after the tool's modules (video.py)
 
 PAIRS = (("cat.png", "starry_night.jpg"), ("coffee.png", "the_scream.jpg"), ("cat.png", "shipwreck.jpg"))
 OPTIMIZERS = ("lbfgs", "lbfgs-scipy", "cg", "adam")
@@ -47,10 +49,65 @@ def colourfulness(rgb):
     return float(np.hypot(rg.std(), yb.std()) + 0.3 * np.hypot(rg.mean(), yb.mean()))
 
 
+def _centre(array, side=256):
+    """The side x side centre crop (the whole where it is smaller)."""
+    height, width = array.shape[:2]
+    y, x = max(0, (height - side) // 2), max(0, (width - side) // 2)
+    return array[y:y + side, x:x + side]
+
+
+def _periodic(high, period):
+    """The pattern of `high` that repeats every `period` px (the mean over all pixels of the same
+    (y mod period, x mod period)), and `high` cut to whole periods."""
+    height, width = high.shape[0] // period * period, high.shape[1] // period * period
+    high = high[:height, :width]
+    return high.reshape(height // period, period, width // period, period).mean(axis=(0, 2)), high
+
+
+def lattice_score(rgb, period):
+    """How strongly fine detail repeats on a grid of `period` px, about 1 for a photo: on the
+    256x256 centre crop, the luminance minus its Gaussian blur (sigma 3 px) folded onto a period x
+    period grid (the mean over all pixels with the same (y mod P, x mod P)); the folded pattern's
+    variance over the high-pass crop's, times the number of P x P cells (detail without a grid
+    folds to about 1 / cells of its variance)."""
+    from scipy.ndimage import gaussian_filter
+    y = _centre(luminance(rgb))
+    folded, high = _periodic(y - gaussian_filter(y, 3.0), period)
+    return float(folded.var() / high.var() * (high.size / period ** 2))
+
+
+GRID_PERIOD = 8  # the network's strides that a grid can follow: 2, 4 and 8 px all repeat every 8 px
+
+
 def detail(rgb):
-    """Mean squared Laplacian of the luminance: fine detail, per pixel."""
+    """Mean squared Laplacian of the luminance, fine detail per pixel, without what repeats at the
+    network's strides (the luminance's pattern of period GRID_PERIOD removed first): a grid of dots
+    is not detail."""
     from scipy.ndimage import laplace
-    return float(np.mean(laplace(luminance(rgb)) ** 2))
+    y = luminance(rgb)
+    folded, y = _periodic(y, GRID_PERIOD)
+    return float(np.mean(laplace(y - np.tile(folded, (y.shape[0] // GRID_PERIOD, y.shape[1] // GRID_PERIOD))) ** 2))
+
+
+SHIFTS = [(dy, dx) for dy in range(4) for dx in range(4)]  # SqueezeNet's stride after its first pool: 4 px
+
+
+def aligned_style_losses(net, pictures, style):
+    """Each picture's style loss (the plain network `net`, the style at the picture's width) at the
+    16 alignments to SqueezeNet's 4-px stride (cropped by 0-3 px at the top and left), [pictures,
+    16]: an image fitted to one alignment with a grid of dots scores well there only."""
+    import tensorflow as tf
+
+    import images
+    import stylize
+    from settings import LossWeights
+    style = images.resize(style, images.size_at_width(style.shape, pictures[0].shape[1])).astype(np.float32)
+    height, width = pictures[0].shape[0] - 3, pictures[0].shape[1] - 3
+    judge = stylize.Stylizer(net, np.zeros((height, width, 3), np.float32), [style], [1.0], LossWeights(unbounded=True))
+
+    def loss(crop):
+        return float(judge.loss_and_grad(tf.constant(net.preprocess(crop.astype(np.float32))[None]))[0][1])
+    return np.array([[loss(p[dy:dy + height, dx:dx + width]) for dy, dx in SHIFTS] for p in pictures])
 
 
 def sqz():
@@ -217,11 +274,146 @@ def print_cases(folder, width=2048, iterations=300, pairs=PRINT_PAIRS):
               flush=True)
 
 
+def transfer(content_name, style_name, **flags):
+    """The tool's result (pipeline.render, SqueezeNet, --seed 1, no collage; its other flags the
+    defaults but for `flags`) for images of examples/inputs/full, and the seconds it took."""
+    import images
+    import pipeline
+    from settings import Settings
+    settings = Settings.from_flags(content=os.path.join(FULL, content_name), styles=[os.path.join(FULL, style_name)],
+                                   network_type="sqz", no_collage=True, seed=1, **flags)
+    started = time.perf_counter()
+    content, styles, _ = pipeline.load_images(settings.inputs)
+    result = pipeline.render(settings, content, styles, log=lambda *a: None, quiet=True)
+    return images.to_uint8(result.pixels), time.perf_counter() - started
+
+
+def grid_figures(net, picture, style_name, content=None):
+    """Lattice scores at 4 and 8 px, and the style loss over the 16 alignments: mean, worst/best."""
+    import images
+    losses = aligned_style_losses(net, [picture], images.load_image(os.path.join(FULL, style_name)))[0]
+    return dict(lattice4=lattice_score(picture, 4), lattice8=lattice_score(picture, 8), style=float(losses.mean()),
+                spread=float(losses.max() / losses.min()))
+
+
+# (content, style, width, flags): the first two chose the filters (network.py, squeezenet.py); the
+# rest were not looked at before they were measured
+GRID_CASES = [
+    ("cat.png", "starry_night.jpg", 384, dict(optim="lbfgs")),
+    ("coffee.jpg", "the_scream.jpg", 384, dict(optim="adam")),
+    ("astronaut.jpg", "shipwreck.jpg", 256, dict(optim="lbfgs")),
+    ("rocket.jpg", "starry_night.jpg", 512, dict(optim="lbfgs-scipy")),
+    ("astronaut.jpg", "the_scream.jpg", 512, dict(optim="cg")),
+    ("rocket.jpg", "shipwreck.jpg", 384, dict(optim="adam")),
+    ("coffee.jpg", "starry_night.jpg", 768, dict(optim="lbfgs", max_hierarchy=3)),
+    ("astronaut.jpg", "starry_night.jpg", 1024, dict(optim="lbfgs")),
+]
+PRINT_CASE = ("rocket.jpg", "the_scream.jpg", 2048, dict(optim="lbfgs", max_hierarchy="auto"))
+
+
+def grid_cases(folder, iterations=300, cases=GRID_CASES):
+    """Each case with the default (--antialias auto: on for SqueezeNet) and with --antialias off
+    (the original's network): the lattice scores against the content's at the same size (goal: at
+    most max(2, 1.5x)), the style loss over the 16 alignments (goal: at most 0.9x off's) and its
+    worst over its best (goal: at most 1.5), and the seconds per iteration. A print case is judged
+    on the 512x512 centre crop."""
+    import images
+    from bench import cpu_description
+    net = sqz()
+    print(cpu_description())
+    print(f"the dot grid: SqueezeNet, --iterations {iterations}, --seed 1; the default (--antialias auto) against "
+          "--antialias off; lattice at 4 and 8 px (the content's at the same size), style loss over the 16 "
+          "alignments (the plain network) and its worst/best, seconds per iteration", flush=True)
+    os.makedirs(folder, exist_ok=True)
+    for content_name, style_name, width, flags in cases:
+        rows = {}
+        for label, antialias in (("default", "auto"), ("off", "off")):
+            picture, seconds = transfer(content_name, style_name, width=width, iterations=iterations,
+                                        antialias=antialias, **flags)
+            stem = f"{os.path.splitext(content_name)[0]}_{os.path.splitext(style_name)[0]}_{width}_{label}"
+            images.save_image(os.path.join(folder, stem + ".png"), picture)
+            if picture.shape[1] > 1024:  # a print: its centre
+                picture = _centre(picture, 512)
+            rows[label] = dict(grid_figures(net, picture.astype(np.float32), style_name), seconds=seconds)
+        content = images.load_image(os.path.join(FULL, content_name))
+        content = _centre(images.resize(content, images.size_at_width(content.shape, width)), 512)
+        new, old = rows["default"], rows["off"]
+        print(f"  {content_name} x {style_name} {width} px {flags}: lattice 4/8 {new['lattice4']:.2f}/"
+              f"{new['lattice8']:.2f} (off {old['lattice4']:.2f}/{old['lattice8']:.2f}, content "
+              f"{lattice_score(content, 4):.2f}/{lattice_score(content, 8):.2f}); style over alignments "
+              f"{new['style']:.0f} = {new['style'] / old['style']:.2f}x off's, worst/best {new['spread']:.2f} (off "
+              f"{old['spread']:.2f}); {new['seconds']:.0f} s ({old['seconds']:.0f} s off)", flush=True)
+
+
+def iteration_cost(width=512, iterations=40):
+    """Median seconds per iteration with --antialias on and off (SqueezeNet, L-BFGS and Adam)."""
+    import stylize
+    import squeezenet
+    from settings import LossWeights, OptimizerSettings
+    content, style = pair_images(os.path.join("full", "rocket.jpg"), os.path.join("full", "starry_night.jpg"), width)
+    for optim in ("lbfgs", "adam"):
+        per = {}
+        for antialias in (False, True, False, True):  # twice each, interleaved: the later figure is kept
+            net = squeezenet.load(os.path.join(ROOT, "sqz_weights.npz"), antialias=antialias)
+            stamps = []
+            for _ in stylize.stylize(net, content, content, [style], [1.0], LossWeights(), OptimizerSettings(optim),
+                                     iterations=iterations, quiet=True,
+                                     on_iteration=lambda i, losses: stamps.append(time.perf_counter())):
+                pass
+            per[antialias] = float(np.median(np.diff(stamps[5:])))
+        print(f"  cost per iteration, {optim} at {width} px: antialiased {per[True]:.4f} s, original "
+              f"{per[False]:.4f} s ({per[True] / per[False]:.2f}x)", flush=True)
+
+
+SHEET_PAIRS = (("cat.png", "starry_night.jpg"), ("coffee.jpg", "the_scream.jpg"), ("rocket.jpg", "shipwreck.jpg"))
+SHEET_RUNS = (("the original's behaviour", dict(antialias="off", unbounded=True, optim="lbfgs-scipy")),
+              ("--antialias off", dict(antialias="off")),
+              ("the default", dict()))
+
+
+def contact_sheet(folder, width=512, iterations=1000, crop=192):
+    """One PNG: a row per pair at `width` px, a column per SHEET_RUNS, each the whole picture above a
+    100% crop of its centre; and the figures of each."""
+    from PIL import Image, ImageDraw
+
+    import images
+    net = sqz()
+    os.makedirs(folder, exist_ok=True)
+    cells = []
+    for content_name, style_name in SHEET_PAIRS:
+        row = []
+        for label, flags in SHEET_RUNS:
+            picture, seconds = transfer(content_name, style_name, width=width, iterations=iterations, **flags)
+            f = grid_figures(net, picture.astype(np.float32), style_name)
+            print(f"  {content_name} x {style_name}, {label}: lattice 4/8 {f['lattice4']:.2f}/{f['lattice8']:.2f}, "
+                  f"style over alignments {f['style']:.0f}, worst/best {f['spread']:.2f}, {seconds:.0f} s", flush=True)
+            row.append((label, picture))
+        cells.append(row)
+    gap, caption = 8, 18
+    height = max(p.shape[0] for row in cells for _, p in row)
+    sheet = Image.new("RGB", (len(SHEET_RUNS) * (width + gap), len(cells) * (height + crop + caption + 2 * gap)), "white")
+    draw = ImageDraw.Draw(sheet)
+    for r, row in enumerate(cells):
+        top = r * (height + crop + caption + 2 * gap)
+        for c, (label, picture) in enumerate(row):
+            left = c * (width + gap)
+            draw.text((left + 4, top + 3), label, fill="black")
+            sheet.paste(Image.fromarray(picture), (left, top + caption))
+            y, x = (picture.shape[0] - crop) // 2, (picture.shape[1] - crop) // 2
+            sheet.paste(Image.fromarray(picture[y:y + crop, x:x + crop]), (left, top + caption + height + gap))
+    path = os.path.join(folder, "contact_sheet.png")
+    sheet.save(path)
+    print(f"  wrote {path}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--range", action="store_true", help="the pixel range cases")
     parser.add_argument("--quick", action="store_true", help="the pixel range cases, one pair, 100 iterations")
     parser.add_argument("--print", dest="print_dir", metavar="DIR", help="the print cases; their images go to DIR")
+    parser.add_argument("--grid", metavar="DIR", help="the dot grid cases and the cost per iteration; images to DIR")
+    parser.add_argument("--with-print", action="store_true", help="--grid also runs a 2048 px print (~30 minutes)")
+    parser.add_argument("--sheet", metavar="DIR", help="the contact sheet, into DIR")
     args = parser.parse_args()
     import device  # noqa: F401 - TensorFlow, quietly
     if args.quick:
@@ -230,6 +422,11 @@ def main():
         range_cases()
     if args.print_dir:
         print_cases(args.print_dir)
+    if args.grid:
+        iteration_cost()
+        grid_cases(args.grid, cases=GRID_CASES + ([PRINT_CASE] if args.with_print else []))
+    if args.sheet:
+        contact_sheet(args.sheet)
 
 
 if __name__ == "__main__":

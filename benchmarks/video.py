@@ -71,28 +71,14 @@ def style_path(name, folder):
     return path
 
 
-SHIFTS = [(dy, dx) for dy in range(4) for dx in range(4)]  # SqueezeNet's stride after its first pool: 4 px
-
-
 def style_losses(outputs, style_file, net):
     """Each output frame's style loss against the style image at the frame's width (SqueezeNet),
-    averaged over the 16 alignments of the frame to the network's 4-px stride (the frame cropped
-    by 0-3 px at the top and left): a frame that moves with the scene is not judged by one
-    alignment, which independent frames, each fitted to it, are favoured by."""
-    import tensorflow as tf
-
+    averaged over the 16 alignments of the frame to the network's 4-px stride: a frame that moves
+    with the scene is not judged by one alignment, which independent frames, each fitted to it,
+    are favoured by."""
     import images
-    from settings import LossWeights
-    from stylize import Stylizer
-    style = images.load_image(style_file)
-    style = images.resize(style, images.size_at_width(style.shape, outputs[0].shape[1])).astype(np.float32)
-    height, width = outputs[0].shape[0] - 3, outputs[0].shape[1] - 3
-    judge = Stylizer(net, np.zeros((height, width, 3), np.float32), [style], [1.0], LossWeights(unbounded=True))
-
-    def loss(frame):
-        crops = [frame[dy:dy + height, dx:dx + width].astype(np.float32) for dy, dx in SHIFTS]
-        return np.mean([float(judge.loss_and_grad(tf.constant(net.preprocess(c)[None]))[0][1]) for c in crops])
-    return np.array([loss(o) for o in outputs])
+    from quality import aligned_style_losses
+    return aligned_style_losses(net, outputs, images.load_image(style_file)).mean(axis=1)
 
 
 def write_frames(frames, folder):

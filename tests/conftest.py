@@ -63,8 +63,18 @@ def write_sqz_mat(path, layers=None):
 
 @pytest.fixture(scope="session")
 def sqz_net(sqz_weights):
+    """SqueezeNet as its weights define it (--antialias off): the network the losses are judged by."""
     import squeezenet
     return squeezenet.load(sqz_weights)
+
+
+@pytest.fixture(scope="session")
+def sqz_run_net(sqz_weights):
+    """SqueezeNet as a run with default flags builds it (anti-aliased): the network it optimised with."""
+    import backends
+    from settings import Settings
+    return backends.load(Settings.from_flags(content="c.jpg", styles=["s.jpg"], network_type="sqz").network,
+                         sqz_weights)
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,9 @@ import pytest
 import tensorflow as tf
 
 from network import FeatureNetwork, conv
-from losses import TransferLoss, content_layer_weights, style_layer_weights
+import scipy.linalg
+
+from losses import W2_EPS, W2_SCALE, TransferLoss, content_layer_weights, style_layer_weights
 from settings import LossWeights, OptimizerSettings
 
 
@@ -59,6 +61,12 @@ def np_style_layer(F, S, kind, shift):
         return np.sum((np_gram(F, shift) - np_gram(S, shift)) ** 2) / c ** 2
     if kind == "mean":
         return np.sum((f.mean(0) - s.mean(0)) ** 2)
+    if kind == "w2":  # the squared Wasserstein-2 distance of Gaussians, by SciPy's matrix square root
+        cov_f = np.cov(f.T, bias=True) + W2_EPS * np.eye(c)
+        cov_s = np.cov(s.T, bias=True) + W2_EPS * np.eye(c)
+        root_s = scipy.linalg.sqrtm(cov_s).real
+        cross = scipy.linalg.sqrtm(root_s @ cov_f @ root_s).real
+        return W2_SCALE * (np.sum((f.mean(0) - s.mean(0)) ** 2) + np.trace(cov_f + cov_s - 2 * cross)) / c
     std_f = np.sqrt(np.maximum(f.var(0), 1e-5))
     return np.sum((f.mean(0) - s.mean(0)) ** 2) + np.sum((std_f - s.std(0)) ** 2)
 
@@ -97,7 +105,8 @@ def test_layer_weights_match_the_spec():
     assert np.all(np.isfinite(w)) and w[-1] == pytest.approx(1.0, abs=1e-5)
 
 
-@pytest.mark.parametrize("kind, ashift", [("gram", 0.0), ("gram", 30.0), ("mean", 0.0), ("distr", 0.0)])
+@pytest.mark.parametrize("kind, ashift", [("gram", 0.0), ("gram", 30.0), ("mean", 0.0), ("distr", 0.0),
+                                         ("w2", 0.0), ("w2", 30.0)])
 def test_total_loss_matches_numpy(data, kind, ashift):
     content, styles, image = data
     net = tiny_net()
@@ -118,7 +127,7 @@ def test_total_loss_matches_numpy(data, kind, ashift):
     np.testing.assert_allclose(got, [content_loss, style_loss, tv, content_loss + style_loss + tv], rtol=2e-4)
 
 
-@pytest.mark.parametrize("kind", ["gram", "mean", "distr"])
+@pytest.mark.parametrize("kind", ["gram", "mean", "distr", "w2"])
 def test_loss_of_a_part_pools_the_whole_images_statistics(data, kind):
     """A tile's loss (part=True): its style term compares the whole image's statistics (the rest's
     pooled with its own, counted `own_weight` times) with the targets; its total counts that term
@@ -171,12 +180,13 @@ def test_distribution_remapping_loss_matches_numpy(data):
     np.testing.assert_allclose(got, expected, rtol=2e-4)
 
 
-def test_gradient_matches_finite_differences(data):
+@pytest.mark.parametrize("kind", ["gram", "w2"])
+def test_gradient_matches_finite_differences(data, kind):
     """The gradient handed to the optimizers is the gradient of the printed total loss."""
     content, styles, image = data
     from stylize import Stylizer
     net = tiny_net(3)
-    w = LossWeights(style_distr_weight=5.0, ashift=10.0)
+    w = LossWeights(style_distr_weight=5.0, ashift=10.0, style_feat_type=kind)
     stylizer = Stylizer(net, content, styles[:1], [1.0], w)
     x = net.preprocess(image)[None].astype(np.float32)
     losses, grad = stylizer.loss_and_grad(tf.constant(x))

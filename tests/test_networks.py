@@ -266,3 +266,68 @@ def test_missing_vgg_weights_point_to_the_offline_squeezenet(isolated_lookup):
     message = str(error.value)
     assert "imagenet-vgg-verydeep-19.mat not found" in message and "--network-file PATH" in message
     assert "--network-type sqz runs offline with the SqueezeNet weights bundled" in message
+
+
+def _plain_squeezenet(weights, x, upto):
+    """SPEC section 3's SqueezeNet v1.1 written again from plain TensorFlow ops: conv1 3x3 stride 2
+    VALID, 3x3 stride 2 VALID max poolings, fire modules; {layer: activation} up to `upto`."""
+    def conv(x, name, stride=1, padding="VALID"):
+        kernel, bias = weights[name]
+        return tf.nn.relu(tf.nn.conv2d(x, kernel, stride, padding) + bias)
+    out = {}
+    x = out["conv1"] = conv(x, "conv1", 2)
+    x = tf.nn.max_pool2d(x, 3, 2, "VALID")
+    for fire in squeezenet.FIRES:
+        if fire in ("fire4", "fire6"):
+            x = tf.nn.max_pool2d(x, 3, 2, "VALID")
+        squeezed = conv(x, f"{fire}/squeeze1x1")
+        e1, e3 = conv(squeezed, f"{fire}/expand1x1"), conv(squeezed, f"{fire}/expand3x3", padding="SAME")
+        out[f"{fire}/expand1x1"], out[f"{fire}/expand3x3"] = e1, e3
+        if fire == upto:
+            return out
+        x = tf.concat([e1, e3], axis=3)
+
+
+def test_antialias_off_is_the_original_network(sqz_weights):
+    """--antialias off gives the original's SqueezeNet, value for value; auto turns it on for
+    SqueezeNet only, and then every layer keeps its size."""
+    import backends
+    from settings import Settings
+    settings = Settings.from_flags(content="c.jpg", styles=["s.jpg"], network_type="sqz", antialias="off")
+    off = backends.load(settings.network, sqz_weights)
+    on = backends.load(settings.replace(antialias="auto").network, sqz_weights)
+    assert not off.antialias and on.antialias
+    assert not backends.antialiased("auto", "vgg") and backends.antialiased("on", "vgg")
+    x = tf.random.stateless_uniform([1, 67, 75, 3], seed=(3, 4), minval=-120.0, maxval=130.0)
+    expected = _plain_squeezenet(off.weights, x, "fire6")
+    got, smoothed = off.features(x, list(expected)), on.features(x, list(expected))
+    for layer, activation in expected.items():
+        np.testing.assert_allclose(got[layer].numpy(), activation.numpy(), rtol=1e-5, atol=1e-4)
+        assert smoothed[layer].shape == activation.shape
+    smallest = on.features(tf.zeros([1, on.min_size, on.min_size, 3]), ["fire9/expand3x3"])["fire9/expand3x3"]
+    assert smallest.shape == (1, 1, 1, 256)  # the blur reaches past a 1-px edge
+
+
+@pytest.mark.parametrize("network_type", ["sqz", "vgg"])
+def test_antialiased_features_hardly_depend_on_the_alignment(sqz_weights, small_images, tmp_path, network_type):
+    """What the deep layers see of a photo moved by 1 to 3 px (less than a stride) changes far less
+    with the downsampling anti-aliased than with the original's: no alignment of the image to the
+    network is special, so none can be fitted with a grid of dots."""
+    import images
+    if network_type == "sqz":
+        off, on, layer = squeezenet.load(sqz_weights), squeezenet.load(sqz_weights, antialias=True), "fire5/expand3x3"
+    else:
+        path = write_vgg_mat(str(tmp_path / "vgg.mat"))
+        off, on, layer = vgg.load(path), vgg.load(path, antialias=True), "relu3_1"
+    photo = images.load_image(small_images["cat.png"]).astype(np.float32)
+    height, width = photo.shape[0] - 4, photo.shape[1] - 4
+
+    def change(net):
+        def gram(dy, dx):
+            f = net.features(tf.constant(net.preprocess(photo[dy:dy + height, dx:dx + width])[None]), [layer])[layer]
+            f = tf.reshape(f, [-1, f.shape[-1]])
+            return tf.matmul(f, f, transpose_a=True).numpy() / f.shape[0]
+        base = gram(0, 0)
+        return np.mean([np.linalg.norm(gram(dy, dx) - base) / np.linalg.norm(base)
+                        for dy, dx in ((0, 1), (1, 0), (1, 1), (2, 2), (0, 3))])
+    assert change(on) < 0.6 * change(off)
