@@ -14,9 +14,9 @@ activations at a layer of H x W positions and C channels, and l2(x) = sum(x^2) /
   - distr: L = 2 * (l2(mean_F - mean_S) + l2(std_F - std_S)), std_F = sqrt(max(var_F, 1e-5))
     and std_S the population std of the style's features;
   - w2 (ours; crowsonkb's style-transfer-pytorch): the squared Wasserstein-2 distance between
-    Gaussians of the features' means and covariances, per channel: L = W2_SCALE * (|m_F - m_S|^2
-    + tr(C_F + C_S - 2 (C_S^1/2 C_F C_S^1/2)^1/2)) / C, C_F and C_S the population covariances
-    (+ 1e-4 on the diagonal).
+    Gaussians of the features' means and covariances, per channel: L = (|m_F - m_S|^2 + tr(C_F +
+    C_S - 2 (C_S^1/2 C_F C_S^1/2)^1/2)) / C, C_F and C_S the population covariances (+ 1e-4 on the
+    diagonal). At the default weights it keeps about as much of the content as gram does.
 - Distribution remapping (--style-distr-weight d, when not 0), per style and style layer, with
   no layer or blend weight: d * l2(F - T) / (H W C), T = (std_S / (std_F + 1e-5)) * (F - mean_F)
   + mean_S on the unshifted features; gradients flow through T.
@@ -55,7 +55,6 @@ ANCHOR_WEIGHT = 1000.0     # of the anchor: the larger levels of --max-hierarchy
 RANGE_WEIGHT = 1000.0      # of the range term: strong enough to bring values outside back within an iteration or two
 STD_FLOOR = 1e-5            # std_F = sqrt(max(var_F, STD_FLOOR)): finite gradient for dead channels
 W2_EPS = 1e-4               # added to the covariances' diagonals (w2): their square roots stay differentiable
-W2_SCALE = 0.01             # w2's loss per channel to the Gram loss's scale, so that one --style-weight suits both
 DISTR_EPS = 1e-5            # T = std_S / (std_F + DISTR_EPS) * (F - mean_F) + mean_S
 LOSS_NAMES = ("content", "style", "tv", "total")
 
@@ -392,7 +391,7 @@ class TransferLoss:
         elif w.style_feat_type == "mean":
             per_style = [_sq_sum(image_style[0] - t[layer][0]) for t in targets]
         elif w.style_feat_type == "w2":
-            per_style = [w2_distance(*image_style, t[layer]) * (W2_SCALE / channels) for t in targets]
+            per_style = [w2_distance(*image_style, t[layer]) * (1.0 / channels) for t in targets]
         else:  # distr: mean and std
             std = _std(image_style[1], STD_FLOOR)
             per_style = [_sq_sum(image_style[0] - t[layer][0]) + _sq_sum(std - t[layer][1]) for t in targets]

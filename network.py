@@ -211,10 +211,11 @@ class FeatureNetwork:
         self.mean_pixel = np.asarray(mean_pixel, dtype=np.float32).reshape(3)
         self.pooling = pooling
         self.dtype = dtype  # compute dtype of the convolutions; activations returned in float32
-        # Downsampling that blurs before it strides (Zhang 2019, "Making Convolutional Networks
-        # Shift-Invariant Again"): a stride samples the image at one alignment, and an optimised
-        # image can fit that alignment with a grid of dots at the stride's period; blurred first,
-        # what the network sees hardly depends on the alignment, and the gradient has no such grid.
+        # Anti-aliased downsampling (Zhang 2019, "Making Convolutional Networks Shift-Invariant
+        # Again"): a stride samples the image at one alignment, and an optimised image can fit that
+        # alignment with a grid of dots at the stride's period. Pooled at every position and blurred
+        # before the stride (a network's conv strides: its own way), what the network sees hardly
+        # depends on the alignment, and the gradient has no such grid.
         self.antialias = antialias
 
     def preprocess(self, pixels):

@@ -75,9 +75,10 @@ def add_transfer_flags(p):
                         "bfloat16 for vgg on CPUs with native bfloat16, where it is faster with the final "
                         "loss within 2%% of float32's, else float32 (default: %(default)s)")
     g.add_argument("--antialias", default=D["antialias"], choices=ANTIALIAS,
-                   help="blur before each stride of the network, so that the image cannot fit one alignment "
-                        "of it with a grid of dots: auto is on for sqz and off for vgg; off is the original's "
-                        "network (default: %(default)s)")
+                   help="anti-alias each stride of the network (pool at every position and blur, or average "
+                        "phases, before striding), so that the image cannot fit one alignment of it with a grid "
+                        "of dots: auto is on for sqz and off for vgg; off is the original's network "
+                        "(default: %(default)s)")
 
     g = p.add_argument_group("losses")
     g.add_argument("--content-weight", type=float, default=D["content_weight"], metavar="W",

@@ -5,6 +5,7 @@
     python benchmarks/quality.py --quick     # --range with one pair and 100 iterations
     python benchmarks/quality.py --grid DIR  # the dot grid: --antialias against the original's network (~40 minutes)
     python benchmarks/quality.py --sheet DIR # the contact sheet: the original's behaviour, --antialias off, the default
+    python benchmarks/quality.py --features DIR  # --style-feat-type w2 and Adam's --average 0.99 (~15 minutes)
 
 For each case: the fraction of the optimised values outside 0..255 before saving (for a run that
 keeps the range, of the variable the loss clips), the optimiser's final total loss and the saved
@@ -92,10 +93,11 @@ def detail(rgb):
 SHIFTS = [(dy, dx) for dy in range(4) for dx in range(4)]  # SqueezeNet's stride after its first pool: 4 px
 
 
-def aligned_style_losses(net, pictures, style):
+def aligned_style_losses(net, pictures, style, feat_type="gram"):
     """Each picture's style loss (the plain network `net`, the style at the picture's width) at the
     16 alignments to SqueezeNet's 4-px stride (cropped by 0-3 px at the top and left), [pictures,
-    16]: an image fitted to one alignment with a grid of dots scores well there only."""
+    16]: an image fitted to one alignment with a grid of dots scores well there only. `feat_type`:
+    the style loss's (--style-feat-type)."""
     import tensorflow as tf
 
     import images
@@ -103,7 +105,8 @@ def aligned_style_losses(net, pictures, style):
     from settings import LossWeights
     style = images.resize(style, images.size_at_width(style.shape, pictures[0].shape[1])).astype(np.float32)
     height, width = pictures[0].shape[0] - 3, pictures[0].shape[1] - 3
-    judge = stylize.Stylizer(net, np.zeros((height, width, 3), np.float32), [style], [1.0], LossWeights(unbounded=True))
+    judge = stylize.Stylizer(net, np.zeros((height, width, 3), np.float32), [style], [1.0],
+                             LossWeights(unbounded=True, style_feat_type=feat_type))
 
     def loss(crop):
         return float(judge.loss_and_grad(tf.constant(net.preprocess(crop.astype(np.float32))[None]))[0][1])
@@ -365,6 +368,44 @@ def iteration_cost(width=512, iterations=40):
               f"{per[False]:.4f} s ({per[True] / per[False]:.2f}x)", flush=True)
 
 
+# (content, style, width, optimiser): none of them chose a default
+FEATURE_CASES = [
+    ("astronaut.jpg", "starry_night.jpg", 384, "lbfgs"),
+    ("rocket.jpg", "the_scream.jpg", 384, "lbfgs"),
+    ("coffee.jpg", "shipwreck.jpg", 384, "adam"),
+    ("cat.png", "the_scream.jpg", 384, "adam"),
+]
+
+
+def feature_cases(folder, iterations=300):
+    """The Wasserstein-2 style loss (--style-feat-type w2) and, for Adam, the moving average of
+    its iterates (--average 0.99) against the defaults: the style loss over the 16 alignments by the
+    Gram and the W2 judge (the plain network), the lattice score at 4 px, the SSIM of the luminance
+    against the content, the seconds of the run. Images into `folder`, to look at."""
+    import images
+    from bench import cpu_description
+    net = sqz()
+    print(cpu_description())
+    print(f"style losses: SqueezeNet, --iterations {iterations}, --seed 1, each image's style loss over the 16 "
+          "alignments by the Gram judge and the W2 judge, lattice at 4 px, SSIM against the content", flush=True)
+    os.makedirs(folder, exist_ok=True)
+    for content_name, style_name, width, optim in FEATURE_CASES:
+        runs = [("default", {}), ("w2", dict(style_feat_type="w2"))]
+        if optim == "adam":
+            runs.append(("average 0.99", dict(average=0.99)))
+        style = images.load_image(os.path.join(FULL, style_name))
+        content = images.load_image(os.path.join(FULL, content_name))
+        for label, flags in runs:
+            picture, seconds = transfer(content_name, style_name, width=width, iterations=iterations, optim=optim, **flags)
+            stem = f"{os.path.splitext(content_name)[0]}_{os.path.splitext(style_name)[0]}_{optim}_{label.replace(' ', '')}"
+            images.save_image(os.path.join(folder, stem + ".png"), picture)
+            gram, w2 = (aligned_style_losses(net, [picture.astype(np.float32)], style, kind)[0].mean()
+                        for kind in ("gram", "w2"))
+            print(f"  {content_name} x {style_name} {width} px {optim}, {label}: style over alignments gram {gram:.0f}, "
+                  f"w2 {w2:.1f}; lattice 4 {lattice_score(picture, 4):.2f}; SSIM "
+                  f"{structure_kept(picture, images.resize(content, picture.shape[:2])):.3f}; {seconds:.0f} s", flush=True)
+
+
 SHEET_PAIRS = (("cat.png", "starry_night.jpg"), ("coffee.jpg", "the_scream.jpg"), ("rocket.jpg", "shipwreck.jpg"))
 SHEET_RUNS = (("the original's behaviour", dict(antialias="off", unbounded=True, optim="lbfgs-scipy")),
               ("--antialias off", dict(antialias="off")),
@@ -414,6 +455,7 @@ def main():
     parser.add_argument("--grid", metavar="DIR", help="the dot grid cases and the cost per iteration; images to DIR")
     parser.add_argument("--with-print", action="store_true", help="--grid also runs a 2048 px print (~30 minutes)")
     parser.add_argument("--sheet", metavar="DIR", help="the contact sheet, into DIR")
+    parser.add_argument("--features", metavar="DIR", help="w2 and Adam's --average against the defaults; images to DIR")
     args = parser.parse_args()
     import device  # noqa: F401 - TensorFlow, quietly
     if args.quick:
@@ -427,6 +469,8 @@ def main():
         grid_cases(args.grid, cases=GRID_CASES + ([PRINT_CASE] if args.with_print else []))
     if args.sheet:
         contact_sheet(args.sheet)
+    if args.features:
+        feature_cases(args.features)
 
 
 if __name__ == "__main__":

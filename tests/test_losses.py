@@ -9,7 +9,7 @@ import tensorflow as tf
 from network import FeatureNetwork, conv
 import scipy.linalg
 
-from losses import W2_EPS, W2_SCALE, TransferLoss, content_layer_weights, style_layer_weights
+from losses import W2_EPS, TransferLoss, content_layer_weights, style_layer_weights
 from settings import LossWeights, OptimizerSettings
 
 
@@ -66,7 +66,7 @@ def np_style_layer(F, S, kind, shift):
         cov_s = np.cov(s.T, bias=True) + W2_EPS * np.eye(c)
         root_s = scipy.linalg.sqrtm(cov_s).real
         cross = scipy.linalg.sqrtm(root_s @ cov_f @ root_s).real
-        return W2_SCALE * (np.sum((f.mean(0) - s.mean(0)) ** 2) + np.trace(cov_f + cov_s - 2 * cross)) / c
+        return (np.sum((f.mean(0) - s.mean(0)) ** 2) + np.trace(cov_f + cov_s - 2 * cross)) / c
     std_f = np.sqrt(np.maximum(f.var(0), 1e-5))
     return np.sum((f.mean(0) - s.mean(0)) ** 2) + np.sum((std_f - s.std(0)) ** 2)
 
