@@ -34,7 +34,7 @@ def compute_dtype(precision, network_type):
 
 
 def antialiased(antialias, network_type):
-    """Whether the network's downsampling blurs before it strides (--antialias). `auto` turns it on
+    """Whether the network's strides are anti-aliased (--antialias, network.py). `auto` turns it on
     where it was judged by eye and measured: SqueezeNet, whose strides otherwise leave a grid of
     dots (the performance document). VGG19 keeps the original's pooling: its examples show no grid,
     and no VGG19 picture could be judged without its weights."""
