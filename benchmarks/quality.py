@@ -291,7 +291,7 @@ def transfer(content_name, style_name, **flags):
     return images.to_uint8(result.pixels), time.perf_counter() - started
 
 
-def grid_figures(net, picture, style_name, content=None):
+def grid_figures(net, picture, style_name):
     """Lattice scores at 4 and 8 px, and the style loss over the 16 alignments: mean, worst/best."""
     import images
     losses = aligned_style_losses(net, [picture], images.load_image(os.path.join(FULL, style_name)))[0]
@@ -318,7 +318,7 @@ def grid_cases(folder, iterations=300, cases=GRID_CASES):
     """Each case with the default (--antialias auto: on for SqueezeNet) and with --antialias off
     (the original's network): the lattice scores against the content's at the same size (goal: at
     most max(2, 1.5x)), the style loss over the 16 alignments (goal: at most 0.9x off's) and its
-    worst over its best (goal: at most 1.5), and the seconds per iteration. A print case is judged
+    worst over its best (goal: at most 1.5), and the seconds of each run. A print case is judged
     on the 512x512 centre crop."""
     import images
     from bench import cpu_description
