@@ -21,6 +21,7 @@ import pipeline
 from build_collage import MODES as COLLAGE_MODES, SUFFIXES as COLLAGE_SUFFIXES, build_collage
 from errors import ArgumentParser, Interrupted, ToolError, UsageError, run_cli
 from luma_transfer import MODES as COLOUR_MODES, suffix as colour_suffix, transfer_file
+from preview import serving
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tga", ".tif", ".tiff", ".webp", ".gif")
 
@@ -82,7 +83,9 @@ def main(argv=None):
                         help=f"also write a colour-transferred copy of each result ({', '.join(COLOUR_MODES)})")
     parser.add_argument("--collage", choices=COLLAGE_MODES, metavar="MODE",
                         help="also write a collage of each result with this mode (scale, crop, auto)")
+    neural_style.add_preview_flags(parser)
     args, passed = parser.parse_known_args(argv)
+    preview = neural_style.preview_options(args)
     for flag in ("--content", "--output", "--show-params"):
         if any(p == flag or p.startswith(flag + "=") for p in passed):
             raise UsageError(f"{flag} cannot be used with batch.py: each pair gets its auto-generated name")
@@ -130,12 +133,17 @@ def main(argv=None):
         else:
             todo.append((content, style, settings, output))
 
-    def run_here(todo):
+    def run_here(todo, live):
         """The pairs one after another in this process."""
-        for content, style, settings, output in tqdm(todo, desc="pairs", unit="pair", disable=None, file=sys.stderr):
+        if live:
+            live.units(len(todo), "pair")
+        for index, (content, style, settings, output) in enumerate(
+                tqdm(todo, desc="pairs", unit="pair", disable=None, file=sys.stderr)):
             tqdm.write(f"{pair_name(content, style)} -> {output}", file=sys.stdout)
+            if live:
+                live.unit(index, pair_name(content, style))
             try:
-                neural_style.run(settings)
+                neural_style.run(settings, live=live)
                 extras(content, style, settings, output)
             except ToolError as e:
                 tqdm.write(f"error: {pair_name(content, style)}: {e}", file=sys.stderr)
@@ -144,7 +152,7 @@ def main(argv=None):
                 tqdm.write("batch interrupted: run the same command again to resume", file=sys.stderr)
                 raise
 
-    def run_on_ray(todo):
+    def run_on_ray(todo, live):
         """Every pair a Ray task; the results come back here to be written."""
         import cluster  # optional: Ray
         pairs = {output: (content, style, settings) for content, style, settings, output in todo}
@@ -156,6 +164,8 @@ def main(argv=None):
             try:
                 if "image" in result:
                     images.save_image(output, result["image"], result["params"])
+                    if live:
+                        live.unit_done(result["image"])
                 if "error" in result:
                     raise ToolError(result["error"] + (f"; the best finite image (partial) was written to {output}"
                                                        if "image" in result else ""))
@@ -179,10 +189,13 @@ def main(argv=None):
         finally:
             bar.close()
 
-    if todo and todo[0][2].tiles.ray:
-        run_on_ray(todo)
-    else:
-        run_here(todo)
+    with serving(preview, "neural-style batch") as live:
+        if todo and todo[0][2].tiles.ray:
+            run_on_ray(todo, live)
+        else:
+            run_here(todo, live)
+        if live:
+            live.finish()
     done = len(plan) - len(failures)
     print(f"{done} of {len(plan)} pairs done" + (f", {len(failures)} failed" if failures else ""))
     if failures:

@@ -139,7 +139,7 @@ def run_levels(settings, content, styles, initial, net, found, tile_sizes=None, 
                on_iteration=None, on_checkpoint=None, quiet=False, seed=None, temporal=None, cache=None):
     """Run the levels `found`, smallest first; returns the full-size result (float HxWx3).
     `content` and `initial` are at full size. `tile_sizes[level]` (None: whole) runs a level in
-    tiles (tiles.py), on Ray `workers` if given. `on_iteration(level, i, losses)` is called after
+    tiles (tiles.py), on Ray `workers` if given. `on_iteration(level, i, losses, image)` is called after
     every iteration, `on_checkpoint(Step, height, width)` at each checkpoint (--checkpoint-iterations)
     and at each level's end when checkpoints are asked for. Ctrl-C or a non-finite loss raises
     Stopped with the best image so far at full size.
@@ -169,7 +169,7 @@ def run_levels(settings, content, styles, initial, net, found, tile_sizes=None, 
                       print_iterations=settings.output.print_iterations,
                       checkpoint_iterations=settings.output.checkpoint_iterations,
                       initial_noiseblend=settings.inputs.initial_noiseblend, rng=rng, desc=desc, quiet=quiet,
-                      on_iteration=on_iteration and (lambda i, losses, lv=level: on_iteration(lv, i, losses)))
+                      on_iteration=on_iteration and (lambda i, losses, image, lv=level: on_iteration(lv, i, losses, image)))
         targets = temporal[2](height, width) if temporal else None
         try:
             if tile:

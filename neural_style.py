@@ -11,8 +11,9 @@ import time
 
 import optimizers
 import pipeline
-from errors import ArgumentParser, NumericalError, ToolError, run_cli
+from errors import ArgumentParser, NumericalError, ToolError, UsageError, run_cli
 from images import read_params
+from preview import serving
 from settings import (ANTIALIAS, DEFAULTS as D, MIN_TILE_SIZE, NETWORK_TYPES, POOLINGS, PRECISIONS, PRESERVE_COLORS,
                       STYLE_FEAT_TYPES, Settings)
 
@@ -53,6 +54,7 @@ def build_parser():
                    help="write the plain result instead of the collage of result, content and style")
 
     add_transfer_flags(p)
+    add_preview_flags(p)
     g = p.add_argument_group("other")
     g.add_argument("--show-params", metavar="FILE",
                    help="print the parameters stored in an output file and exit")
@@ -160,6 +162,32 @@ def add_transfer_flags(p):
                         "which smooths Adam's last steps' noise (default: %(default)s)")
 
 
+PREVIEW_FLAGS = ("preview", "preview_host", "preview_port")
+
+
+def add_preview_flags(p):
+    g = p.add_argument_group("live preview")
+    g.add_argument("--preview", action="store_true",
+                   help="serve a page on this machine that shows the run as it goes (the image, the loss curves, "
+                        "the plan, the time left); its address is printed at the start")
+    g.add_argument("--preview-host", metavar="ADDRESS",
+                   help="the interface the page listens on (default: 127.0.0.1, this machine only; another one "
+                        "shows the run to other machines)")
+    g.add_argument("--preview-port", type=int, metavar="PORT", help="the page's port (default: a free one)")
+
+
+def preview_options(args):
+    """(host, port) of the preview page if --preview was given, else None."""
+    if not args.preview:
+        if args.preview_host is not None or args.preview_port is not None:
+            raise UsageError("--preview-host and --preview-port need --preview")
+        return None
+    port = args.preview_port or 0
+    if not 0 <= port <= 65535:
+        raise UsageError(f"--preview-port must be between 1 and 65535, got {port}")
+    return args.preview_host or "127.0.0.1", port
+
+
 def levels_or_auto(text):
     """--max-hierarchy's value: a number of levels, or auto."""
     if text == "auto":
@@ -172,7 +200,8 @@ def levels_or_auto(text):
 
 def settings_from(args):
     """The run's settings from parsed flags (a UsageError for values that cannot work)."""
-    return Settings.from_flags(**{name: value for name, value in vars(args).items() if name != "show_params"})
+    return Settings.from_flags(**{name: value for name, value in vars(args).items()
+                                  if name != "show_params" and name not in PREVIEW_FLAGS})
 
 
 def show_params(path):
@@ -183,11 +212,17 @@ def show_params(path):
         print(f"{key}: {value}")
 
 
-def run(settings):
+def run(settings, preview=None, live=None):
     """Run the pipeline to the output file and report: the path and time, or, for a run that
-    stopped early, where its best image went (then Interrupted or a ToolError is raised)."""
+    stopped early, where its best image went (then Interrupted or a ToolError is raised).
+    `preview` (host, port) serves the run's live page; a batch's `live` page is told this run too."""
     started = time.time()
-    result, output = pipeline.run(settings)
+    with serving(preview) as own:
+        result, output = pipeline.run(settings, live=live or own)
+        if own:
+            own.finish(result.pixels, result.partial)
+        elif live:
+            live.unit_done(result.pixels)
     if isinstance(result.stopped, NumericalError):
         raise ToolError(f"{result.stopped}; the best finite image (partial) was written to {output}")
     if result.stopped is not None:
@@ -200,7 +235,7 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     if args.show_params:
         return show_params(args.show_params)
-    run(settings_from(args))
+    run(settings_from(args), preview_options(args))
 
 
 def cli():

@@ -13,9 +13,10 @@ import time
 import neural_style
 import video
 from errors import ArgumentParser, UsageError, run_cli
+from preview import serving
 from settings import DEFAULTS as D, Settings
 
-VIDEO_FLAGS = ("temporal_weight", "temporal_frames", "work_dir", "fps")
+VIDEO_FLAGS = ("temporal_weight", "temporal_frames", "work_dir", "fps") + neural_style.PREVIEW_FLAGS
 
 
 def frame_counts(text):
@@ -61,6 +62,7 @@ def build_parser():
                    metavar="J,K,...", help="the earlier frames the temporal loss looks back to, e.g. 1,2,4 "
                                            "(long-term consistency; default: 1)")
     neural_style.add_transfer_flags(p)
+    neural_style.add_preview_flags(p)
     return p
 
 
@@ -81,7 +83,8 @@ def main(argv=None):
         raise UsageError(f"--fps must be above 0, got {args.fps}")
     settings_video = video.VideoSettings(args.temporal_weight, args.temporal_frames, args.work_dir, args.fps)
     started = time.time()
-    output = video.run(settings, settings_video)
+    with serving(neural_style.preview_options(args), "neural-video") as live:
+        output = video.run(settings, settings_video, live=live)
     print(f"wrote {output} in {time.time() - started:.1f} s")
 
 

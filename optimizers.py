@@ -88,6 +88,10 @@ class Optimizer:
     def sync(self, best):
         pass
 
+    def best_image(self, best):
+        """The best image so far (1xHxWx3, as the network sees it), read while the run goes on."""
+        return best.image
+
     def finish(self, best):
         pass
 
@@ -284,6 +288,9 @@ class DeviceOptimizer(Optimizer):
 
     def sync(self, best):
         best.image, best.losses = self.state.best_image.numpy(), self.state.best_losses.numpy()
+
+    def best_image(self, best):
+        return self.state.best_image.numpy()
 
     def iterations_done(self, counted):
         return int(self.state.iterations.numpy())

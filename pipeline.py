@@ -25,6 +25,7 @@ import names
 from build_collage import build_collage
 from errors import NumericalError, Stopped, ToolError
 from luma_transfer import colortransfer
+from preview import serving
 from settings import Settings
 
 PARTIAL = {"interrupted": "interrupted", "numerical": "stopped: the loss was not finite"}
@@ -68,6 +69,8 @@ class Progress(NamedTuple):
     iteration: int    # at this level
     iterations: int   # at this level
     losses: np.ndarray  # content, style, tv, total; None where not read back (a device optimiser's: every 10)
+    image: object = None  # image(): the level's best image so far (HxWx3 pixels; a level in tiles: the
+    #                       whole level, its finished tiles blended in); it reads back from the device
 
 
 def load_images(inputs, read=None):
@@ -183,9 +186,9 @@ def render_prepared(prepared, content, initial=None, log=print, on_iteration=Non
         path = settings.output.checkpoint_output % ("%04dx%04d-%04d" % (height, width, step.iteration))
         images.save_image(path, step.image, json.dumps(dict(params, checkpoint=path)))
 
-    def progress(level, iteration, losses):
+    def progress(level, iteration, losses, image):
         h, w, n = found[level]
-        on_iteration(Progress(len(found) - level, len(found), w, h, iteration, n, losses))
+        on_iteration(Progress(len(found) - level, len(found), w, h, iteration, n, losses, image))
 
     try:
         image = hierarchy.run_levels(settings, content, prepared.styles, initial, prepared.net, found, tile_sizes,
@@ -203,22 +206,34 @@ def render_prepared(prepared, content, initial=None, log=print, on_iteration=Non
     return Result(image, params)
 
 
-def run(settings, log=print):
+def plan_of(prepared):
+    """The levels as the preview shows them: [(width, height, iterations, tiles)], smallest first."""
+    from tiles import grid
+    return [(w, h, n, len(grid(h, w, tile)) if tile else 1)
+            for (h, w, n), tile in reversed(list(zip(prepared.levels, prepared.tile_sizes)))]
+
+
+def run(settings, log=print, live=None):
     """The command line's run: checks, loads, renders and writes the output (or, for a run that
-    stopped early, its best image marked partial). Returns (Result, output path)."""
+    stopped early, its best image marked partial). Returns (Result, output path). `live`: the
+    preview page (preview.py) that is told the plan and every iteration."""
     output = output_path(settings)
     check_outputs(settings, output)
     content, styles, initial = load_images(settings.inputs)
-    result = render(settings, content, styles, initial, log)
+    prepared = prepare(settings, content, styles, log)
+    if live:
+        live.plan(plan_of(prepared), settings.flags())
+    result = render_prepared(prepared, content, initial, log, on_iteration=live and live.iteration)
     images.save_image(output, result.pixels, result.params_text(), settings.output.bit_depth)
     return result, output
 
 
-def transfer(content, styles, progress=None, **settings):
+def transfer(content, styles, progress=None, preview=False, preview_host="127.0.0.1", preview_port=0, **settings):
     """Repaint `content` in the style of `styles` (one image or a list): each a file path, a PIL
     image or an HxWx3 array of 0..255 values. Settings are keywords named as the command line's
     flags, with their defaults (`network_type="sqz"`, `width=512`, `iterations=1000`,
     `max_hierarchy=2`, ...); `initial` may be an image too; `output` also writes the result there.
+    `preview=True` serves the live page of the run (--preview) and prints its address.
 
     Progress: the command line's bar and loss lines, or, with `progress` a function, none of them
     and progress(Progress) after every iteration. Returns a Result: `.image` (a PIL image: the
@@ -235,7 +250,17 @@ def transfer(content, styles, progress=None, **settings):
     loaded = (images.as_rgb(content, "content image"), [images.as_rgb(s, "style image") for s in styles],
               None if initial is None else images.as_rgb(initial, "initial image"))
     quiet = progress is not None
-    result = render(chosen, *loaded, log=(lambda *a: None) if quiet else print, on_iteration=progress, quiet=quiet)
+    log = (lambda *a: None) if quiet else print
+    with serving(preview and (preview_host, preview_port)) as live:
+        prepared = prepare(chosen, *loaded[:2], log)
+        if live:
+            live.plan(plan_of(prepared), chosen.flags())
+        on_iteration = progress
+        if live:
+            on_iteration = live.iteration if progress is None else (lambda p: (live.iteration(p), progress(p)))
+        result = render_prepared(prepared, loaded[0], loaded[2], log, on_iteration, quiet)
+        if live:
+            live.finish(result.pixels, result.partial)
     if result.stopped is not None:
         print(f"neural-style: {result.partial}: the result is the best image so far (partial)", file=sys.stderr)
     if chosen.output.output:

@@ -109,11 +109,14 @@ def progress_bar(total, desc=None, quiet=False):
 
 class Progress:
     """Iterations done in this run, a tqdm bar showing them (its own, or one shared by the tiles of
-    a level), the loss lines every `print_iterations`, and the caller's `on_iteration(i, losses)`.
-    tqdm does not count while disabled, so `done` is kept here."""
+    a level), the loss lines every `print_iterations`, and the caller's `on_iteration(i, losses, image)`,
+    `image()` giving the best image so far in pixels. tqdm does not count while disabled, so `done`
+    is kept here."""
 
-    def __init__(self, total, desc=None, on_iteration=None, bar=None, print_iterations=None, quiet=False):
+    def __init__(self, total, desc=None, on_iteration=None, bar=None, print_iterations=None, quiet=False,
+                 image=None):
         self.done = 0
+        self.image = image
         self.total = total
         self.shared = bar is not None
         self.bar = bar if self.shared else progress_bar(total, desc, quiet)
@@ -128,7 +131,7 @@ class Progress:
         self.done += 1
         self.bar.update(1)
         if self.on_iteration:
-            self.on_iteration(self.done, losses)
+            self.on_iteration(self.done, losses, self.image)
         if losses is not None and self.prints(self.done):
             print_losses(losses)
 
@@ -147,8 +150,9 @@ def stylize(net, initial, content, styles, style_blend_weights, weights=LossWeig
     Yields Step(iteration, best image so far, False) at each checkpoint and finally
     Step(iterations done, best image, True); the Steps' `losses` are the best image's. On Ctrl-C,
     SIGTERM or a non-finite loss it raises Stopped with the best finite image seen.
-    `on_iteration(i, losses)` is called after every iteration (losses: the four losses, or None
-    where a device optimiser's losses were not read back: they are at least every 10 iterations).
+    `on_iteration(i, losses, image)` is called after every iteration (losses: the four losses, or None
+    where a device optimiser's losses were not read back: they are at least every 10 iterations;
+    image(): the best image so far in pixels, read back from the device: call it seldom).
     A caller optimising tiles passes the tile's `stylizer` (aimed at the tile's content) and a
     shared progress `bar`; `quiet` prints no loss lines and shows no bar of its own. `anchor`
     (pixels, f): an image of 1/f the size that the image, averaged over f x f blocks, is held at
@@ -161,7 +165,8 @@ def stylize(net, initial, content, styles, style_blend_weights, weights=LossWeig
 
     chosen = optimizers.make(stylizer, optimizer)
     best = optimizers.Best(x0)
-    progress = Progress(iterations, desc, on_iteration, bar, print_iterations, quiet)
+    progress = Progress(iterations, desc, on_iteration, bar, print_iterations, quiet,
+                        image=lambda: pixels(net, chosen.best_image(best)[0], stylizer.loss.w))
     show = (lambda losses: None) if quiet else print_losses
     started = False
     try:
@@ -201,7 +206,12 @@ def stylize(net, initial, content, styles, style_blend_weights, weights=LossWeig
 
 
 def best_pixels(net, best, weights):
-    """The best image as HxWx3 float32 pixel values: clipped to 0..255 as its loss saw it, unless
-    --unbounded."""
-    pixels = net.unprocess(np.asarray(best.image[0], dtype=np.float32))
-    return pixels if weights.unbounded else np.clip(pixels, 0.0, 255.0)
+    """The best image as HxWx3 float32 pixel values."""
+    return pixels(net, best.image[0], weights)
+
+
+def pixels(net, image, weights):
+    """An HxWx3 image as the network sees it, in float32 pixel values: clipped to 0..255 as its
+    loss saw it, unless --unbounded."""
+    values = net.unprocess(np.asarray(image, dtype=np.float32))
+    return values if weights.unbounded else np.clip(values, 0.0, 255.0)

@@ -263,6 +263,9 @@ def stylize_tiled(net, initial, content, styles, style_blend_weights, weights, t
         the others of its group still start from what they would have."""
         blend(image, tile, windows[tile], step.image)
 
+    # A tile's iterations report the whole level as its image.
+    tile_iteration = on_iteration and (lambda i, losses, _tile: on_iteration(i, losses, image.copy))
+
     def optimise_here(group, count, pooled):
         """The group's tiles optimised one after another in this process: [(tile, Step)]."""
         done = []
@@ -272,7 +275,7 @@ def stylize_tiled(net, initial, content, styles, style_blend_weights, weights, t
                                     optimizer=optimizer, iterations=count,
                                     stylizer=stylizers.aim(crop(content, tile), *rest_of(tile, pooled),
                                                            temporal=earlier(tile)),
-                                    bar=bar, quiet=True, on_iteration=on_iteration):
+                                    bar=bar, quiet=True, on_iteration=tile_iteration):
                     pass
             except Stopped as stop:  # keep this tile's best so far
                 finished(tile, Step(0, stop.image, False))

@@ -423,9 +423,10 @@ def fingerprint(settings, video, source, size):
                                       size=list(size), content=os.path.abspath(source.path))))
 
 
-def run(settings, video, log=print):
+def run(settings, video, log=print, live=None):
     """Stylise the video or folder of frames settings.inputs.content into settings.output.output
-    (a video, or a folder of frames), frame by frame, through the work folder. Returns the output."""
+    (a video, or a folder of frames), frame by frame, through the work folder. Returns the output.
+    `live`: the preview page (preview.py), told the plan, each frame and its iterations."""
     import collections
 
     from tqdm import tqdm
@@ -446,6 +447,9 @@ def run(settings, video, log=print):
         log("a GIF holds no sound: the output has none (choose .mp4, .mov, .mkv, .webm or .avi to keep it)")
     first = next(frames(source, size))
     prepared = pipeline.prepare(settings, first, styles, log)
+    if live:
+        live.units(source.count, "frame")
+        live.plan(pipeline.plan_of(prepared), dict(settings.flags(), **video._asdict()))
     flows = Flows(work.folder)
     starts = shots(flows, source.count, frames(source, size))
     if len(starts) > 1:
@@ -468,9 +472,11 @@ def run(settings, video, log=print):
             temporal = (video.temporal_weight, count, temporal_targets(inputs.earlier)) if video.temporal_weight else None
             iterations = sum(level.iterations for level in prepared.levels)
             inner = tqdm(total=iterations, desc=f"frame {index + 1}", unit="it", disable=None, leave=False, file=sys.stderr)
-            result = pipeline.render_prepared(prepared, frame, inputs.initial, log=lambda *a: None, quiet=True,
-                                              on_iteration=lambda p: inner.update(1), seed=inputs.seed,
-                                              temporal=temporal, cache=cache)
+            if live:
+                live.unit(index, f"frame {index + 1} of {source.count}")
+            result = pipeline.render_prepared(
+                prepared, frame, inputs.initial, log=lambda *a: None, quiet=True, seed=inputs.seed, temporal=temporal,
+                cache=cache, on_iteration=lambda p: (inner.update(1), live and live.iteration(p)))
             inner.close()
             if isinstance(result.stopped, NumericalError):
                 raise ToolError(f"frame {index + 1}: {result.stopped}; the {index} finished frames are kept in "
@@ -478,6 +484,8 @@ def run(settings, video, log=print):
             if result.stopped is not None:
                 raise result.stopped
             work.save(index, result.pixels, result.params_text(frame=index + 1))
+            if live:
+                live.unit_done(result.pixels)
             bar.update(1)
     except (Interrupted, KeyboardInterrupt):
         bar.close()
@@ -487,6 +495,8 @@ def run(settings, video, log=print):
         raise
     bar.close()
     write_output(work, source, source.count, output, source.fps)
+    if live:
+        live.finish()
     return output
 
 

@@ -135,7 +135,7 @@ def run_case(network, size, optim, iterations, precision="float32", jit=False, f
     stylizer = stylize.Stylizer(net, content, [style], [1.0], LossWeights(), jit_compile=jit)
     layer = net.deepest(stylizer.loss.layers)
     run = stylize.stylize(net, content, content, [style], [1.0], optimizer=OptimizerSettings(optim), iterations=iterations,
-                          stylizer=stylizer, on_iteration=lambda i, losses: stamps.append(time.perf_counter()))
+                          stylizer=stylizer, on_iteration=lambda i, losses, image: stamps.append(time.perf_counter()))
     for step in run:
         pass
     first = stamps[0] - started
@@ -203,7 +203,7 @@ def quality_gate(width, marks=(50, 200, 500)):
                 net, content, content, [style], [1.0], optimizer=OptimizerSettings(optim), iterations=marks[-1],
                 quiet=True, stylizer=stylizer,
                 checkpoint_iterations=marks[0] if optim == "lbfgs-device" else None,
-                on_iteration=lambda i, losses: curve.__setitem__(i, float(losses[3])) if losses is not None else None))
+                on_iteration=lambda i, losses, image: curve.__setitem__(i, float(losses[3])) if losses is not None else None))
             if optim == "lbfgs-device":
                 curve = {step.iteration: float(step.losses[3]) for step in steps}
             row[optim] = {m: curve[m] for m in marks}
@@ -227,7 +227,7 @@ def time_to_good_image(width, reference_iterations=1000, within=1.10):
         seen = []
         started = time.perf_counter()
 
-        def hook(level, i, losses):
+        def hook(level, i, losses, image):
             if level == 0 and losses is not None:
                 seen.append((time.perf_counter() - started, i, float(losses[3])))
                 if target is not None and seen[-1][2] <= target:
@@ -271,7 +271,7 @@ def lbfgs_speed(network, size, rounds, iterations, warm_up):
         for optim in times:
             stamps = []
 
-            def note(i, losses):
+            def note(i, losses, image):
                 stamps.append(time.perf_counter())
                 if optim == "lbfgs-device" and i in (warm_up, iterations):
                     evaluations.append(int(stylizer.optimizers["lbfgs-device"].state.evaluations.numpy()))

@@ -167,7 +167,7 @@ def range_run(net, content, style, optim, unbounded, marks, folder, judge):
             stamps = []
             steps = list(stylize.stylize(net, content, content, [style], [1.0], weights, OptimizerSettings(optim),
                                          iterations=iterations, checkpoint_iterations=every, stylizer=stylizer,
-                                         quiet=True, on_iteration=lambda i, losses: stamps.append(time.perf_counter())))
+                                         quiet=True, on_iteration=lambda i, losses, image: stamps.append(time.perf_counter())))
             gaps += list(np.diff(stamps[5:]))
             for mark in (iterations,) if restarts else marks:
                 # The step at the mark (or the last, where the optimiser converged before it)
@@ -361,7 +361,7 @@ def iteration_cost(width=512, iterations=40):
             stamps = []
             for _ in stylize.stylize(net, content, content, [style], [1.0], LossWeights(), OptimizerSettings(optim),
                                      iterations=iterations, quiet=True,
-                                     on_iteration=lambda i, losses: stamps.append(time.perf_counter())):
+                                     on_iteration=lambda i, losses, image: stamps.append(time.perf_counter())):
                 pass
             per[antialias] = float(np.median(np.diff(stamps[5:])))
         print(f"  cost per iteration, {optim} at {width} px: antialiased {per[True]:.4f} s, original "

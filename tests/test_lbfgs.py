@@ -130,7 +130,7 @@ def test_quality_gate_against_scipy(sqz_net):
         theirs = {}
         for step in stylize(sqz, content, content, [style], [1.0], optimizer=OptimizerSettings("lbfgs-scipy"), iterations=marks[-1],
                             stylizer=stylizer, quiet=True,
-                            on_iteration=lambda i, losses: theirs.__setitem__(i, losses[3])):
+                            on_iteration=lambda i, losses, image: theirs.__setitem__(i, losses[3])):
             pass
         ratios.append([ours[mark] / theirs[mark] for mark in marks])
     ratios = np.array(ratios)
@@ -177,7 +177,7 @@ def test_scipy_lbfgs_first_steps_need_one_evaluation(sqz_net):
     *_, last = stylize(sqz_net, content, content, [style], [1.0], optimizer=OptimizerSettings("lbfgs-scipy"), iterations=60,
                        stylizer=stylizer,
                        checkpoint_iterations=50, quiet=True,
-                       on_iteration=lambda i, losses: (marks.append(len(evaluations)), totals.append(losses[3])))
+                       on_iteration=lambda i, losses, image: (marks.append(len(evaluations)), totals.append(losses[3])))
     assert last.iteration == 60 and len(marks) == 60
     assert marks[0] == 2, marks[:5]  # the start, then one step
     assert marks[50] - marks[49] == 1, marks[45:55]
