@@ -27,12 +27,13 @@ from PIL import Image
 import images
 from errors import Interrupted, ToolError
 
-PAGE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "preview.html")
+# The page: beside this file, or where `pip install .` puts it (as the bundled weights)
+PAGES = (os.path.join(os.path.dirname(os.path.abspath(__file__)), "preview.html"),
+         os.path.join(sys.prefix, "share", "neural-style", "preview.html"))
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
-IMAGE_EVERY = 1.0       # seconds between two reads of the running image
+IMAGE_EVERY = 2.0       # seconds between two reads of the running image
 PAGE_GONE = 5.0         # a page that has not asked for this long is closed: no image is read for it
 LAST_LOOK = 3.0         # at the end, how long an open page is waited for to fetch the final state
-MAX_POINTS = 4000       # loss points kept; beyond, every second one is dropped
 IMAGE_SIDE = 1024       # the images are sent at most this large
 REQUEST_TIMEOUT = 10.0  # seconds a client may take over one request
 
@@ -44,15 +45,17 @@ class Preview:
     def __init__(self, host, port, title):
         self.token = secrets.token_urlsafe(18)
         self.lock = threading.Lock()
-        self.page = open(PAGE, "rb").read()
+        with open(next((p for p in PAGES if os.path.exists(p)), PAGES[0]), "rb") as f:
+            self.page = f.read()
         self.started = time.time()
         self.state = dict(title=title, status="starting", why=None, levels=[], settings={}, units=1, unit=0,
                           unit_label=None, unit_name=None, level=None, done=0.0, total=0.0, elapsed=0.0,
+                          work=0.0, work_total=0.0,
                           image=0, previous=0, points=[], bounds=[])
         self.images = {"image": None, "previous": None}  # name -> (version, pixels)
         self.encoded = {}  # name -> (version, JPEG bytes)
-        self.unit_work = 0.0  # the work of the units before this one (iterations)
-        self.level_start, self.calls = 0.0, 0  # where the running level began, its calls so far
+        # Where the running level began (iterations, and work: iterations x pixels), its calls so far
+        self.level_start, self.level_work, self.calls = 0.0, 0.0, 0
         self.last_read = 0.0
         self.last_request = 0.0
         self.final_seen = threading.Event()
@@ -90,13 +93,15 @@ class Preview:
             s["settings"] = {k: v for k, v in settings.items() if v is not None}
             s["status"] = "running"
             s["total"] = s["units"] * sum(n for _, _, n, _ in levels)
+            s["work_total"] = s["units"] * sum(n * w * h for w, h, n, _ in levels)
 
     def unit(self, index, label):
         """Unit `index` (0-based) of the plan starts: a video's frame or a batch's pair."""
         with self.lock:
-            self.state.update(unit=index, unit_label=label, level=None)
-            self.unit_work = index * sum(level["iterations"] for level in self.state["levels"])
-            self.state["done"] = self.unit_work
+            s = self.state
+            s.update(unit=index, unit_label=label, level=None)
+            s["done"] = index * sum(level["iterations"] for level in s["levels"])
+            s["work"] = index * sum(level["iterations"] * level["width"] * level["height"] for level in s["levels"])
 
     def iteration(self, progress):
         """After every iteration (pipeline.Progress): the loss point, the progress, and now and then
@@ -107,15 +112,14 @@ class Preview:
             if s["level"] != progress.level:
                 s["level"] = progress.level
                 s["bounds"].append([s["done"], f"{progress.width}x{progress.height}"])
-                self.level_start = s["done"]
-                self.calls = 0
+                self.level_start, self.level_work, self.calls = s["done"], s["work"], 0
             self.calls += 1
             # A level in tiles calls once per tile and iteration.
-            s["done"] = self.level_start + self.calls / max(1, tiles)
+            iterations = self.calls / max(1, tiles)
+            s["done"] = self.level_start + iterations
+            s["work"] = self.level_work + iterations * progress.width * progress.height
             if progress.losses is not None:
                 s["points"].append([round(s["done"], 3)] + [float(v) for v in progress.losses])
-                if len(s["points"]) > MAX_POINTS:
-                    s["points"] = s["points"][::2]
             now = time.time()
             wanted = now - self.last_request < PAGE_GONE and now - self.last_read >= IMAGE_EVERY
         if wanted and progress.image is not None:
@@ -154,10 +158,13 @@ class Preview:
 
     # --- what the page asks for ---------------------------------------------------------------
 
-    def state_json(self):
+    def state_json(self, since=0):
+        """The state, with the loss points from number `since` on (the page has the others)."""
         with self.lock:
             self.last_request = time.time()
-            state = dict(self.state, points=list(self.state["points"]), bounds=list(self.state["bounds"]))
+            points = self.state["points"]
+            state = dict(self.state, points=points[since:] if since <= len(points) else points,
+                         first=since if since <= len(points) else 0, bounds=list(self.state["bounds"]))
             if state["status"] in ("running", "starting"):
                 state["elapsed"] = time.time() - self.started
             sent = self.encoded.get("image")
@@ -196,14 +203,17 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self):
         preview = self.server.preview
         url = urlsplit(self.path)
-        token = parse_qs(url.query).get("token", [""])[0]
+        query = parse_qs(url.query)
+        token = query.get("token", [""])[0]
         if not secrets.compare_digest(token.encode(), preview.token.encode()):
             return self.reply(HTTPStatus.FORBIDDEN, b"this page's address carries the token the run printed\n",
                               "text/plain; charset=utf-8")
         if url.path == "/":
             return self.reply(HTTPStatus.OK, preview.page, "text/html; charset=utf-8")
         if url.path == "/state":
-            return self.reply(HTTPStatus.OK, preview.state_json(), "application/json")
+            since = query.get("since", ["0"])[0]
+            return self.reply(HTTPStatus.OK, preview.state_json(int(since) if since.isdigit() else 0),
+                              "application/json")
         if url.path in ("/image", "/previous"):
             body = preview.image_bytes(url.path[1:])
             if body is None:

@@ -4,6 +4,7 @@ photos and paintings of examples/inputs/full alone (their sources and licences a
     python examples/make_examples.py            # the gallery (about 15 minutes on 2 CPU cores)
     python examples/make_examples.py --print    # only the print: 4096 px with --max-hierarchy auto
     python examples/make_examples.py --video    # only the video example (video.gif)
+    python examples/make_examples.py --preview  # only the live page's screenshot (preview.jpg; needs Chromium)
 
 SqueezeNet v1.1 (the bundled weights), fixed seeds. Every image carries the flags it was made with
 (`python neural_style.py --show-params examples/FILE`).
@@ -76,6 +77,7 @@ def gallery():
                           colortransfer(content, styled, mode), f'{{"luma_transfer": "{mode}"}}')
     run("colour_before.jpg", COFFEE, SHIPWRECK, "--preserve-colors", "before")
     video_example()
+    preview_screenshot()
     total = sum(os.path.getsize(os.path.join(HERE, f)) for f in os.listdir(HERE) if f.endswith(".jpg"))
     print(f"examples/: {total / 2**20:.2f} MB of images")
 
@@ -106,6 +108,39 @@ def video_example():
     gap = np.full((128, 8, 3), 255, np.uint8)
     frames = [Image.fromarray(np.concatenate([a, gap, b], axis=1)) for a, b in zip(*sides)]
     frames[0].save(os.path.join(HERE, "video.gif"), save_all=True, append_images=frames[1:], duration=100, loop=0)
+
+
+def preview_screenshot():
+    """examples/preview.jpg: the --preview page, in headless Chromium, two thirds into a run
+    (rocket x Starry Night, 512 px, --max-hierarchy 3)."""
+    import re
+    import subprocess
+    import tempfile
+
+    from PIL import Image
+    sys.path.append(os.path.join(ROOT, "benchmarks"))
+    import chromium
+    print("== preview.jpg", flush=True)
+    folder = tempfile.mkdtemp()
+    process = subprocess.Popen([sys.executable, os.path.join(ROOT, "neural_style.py"), "--content", ROCKET,
+                                "--styles", STARRY, "--network-type", "sqz", "--width", "512", "--max-hierarchy", "3",
+                                "--iterations", "300", "--seed", "1", "--no-collage", "--print-iterations", "50",
+                                "--output", os.path.join(folder, "out.png"), "--preview"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    url = next(m.group(1) for m in (re.search(r"^preview: (\S+)", line) for line in process.stderr) if m)
+    browser = chromium.browser(1280, 760)
+    try:
+        browser.get(url)
+        while browser.execute_script("const t = document.title; return parseInt(t) >= 67 || !/%/.test(t);") is False:
+            time.sleep(0.5)
+        time.sleep(1.0)  # the image of this moment, loaded
+        shot = os.path.join(folder, "page.png")
+        browser.save_screenshot(shot)
+    finally:
+        browser.quit()
+        process.terminate()
+        process.wait()
+    Image.open(shot).convert("RGB").save(os.path.join(HERE, "preview.jpg"), quality=88)
 
 
 def make_print(path=None):
@@ -141,12 +176,16 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--print", dest="print_only", action="store_true", help="only the print (about 15 minutes)")
     parser.add_argument("--video", dest="video_only", action="store_true", help="only the video example")
+    parser.add_argument("--preview", dest="preview_only", action="store_true",
+                        help="only the screenshot of the live page (needs Debian's chromium and chromium-driver)")
     parser.add_argument("--keep", metavar="FILE", help="with --print: keep the full print at FILE")
     args = parser.parse_args()
     if args.print_only:
         make_print(args.keep)
     elif args.video_only:
         video_example()
+    elif args.preview_only:
+        preview_screenshot()
     else:
         gallery()
 

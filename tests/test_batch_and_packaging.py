@@ -106,13 +106,16 @@ def test_pyproject_declares_the_commands():
 
 
 def test_package_installs_every_module_and_the_bundled_weights():
-    """`pip install .` must carry every module the commands import, and sqz_weights.npz where
-    network.install_dirs() looks for it (<prefix>/share/neural-style)."""
+    """`pip install .` must carry every module the commands import, and sqz_weights.npz and the
+    preview's page where network.install_dirs() and preview.PAGES look for them
+    (<prefix>/share/neural-style)."""
     import glob
     import tomllib
     setuptools = tomllib.load(open(os.path.join(ROOT, "pyproject.toml"), "rb"))["tool"]["setuptools"]
     scripts = {os.path.basename(p)[:-3] for p in glob.glob(os.path.join(ROOT, "*.py"))} - {"convert_sqz_weights"}
     assert set(setuptools["py-modules"]) == scripts
-    assert setuptools["data-files"] == {"share/neural-style": ["sqz_weights.npz"]}
+    assert setuptools["data-files"] == {"share/neural-style": ["sqz_weights.npz", "preview.html"]}
     import network
+    import preview
     assert os.path.join(network.sys.prefix, "share", "neural-style") in network.install_dirs()
+    assert os.path.join(network.sys.prefix, "share", "neural-style", "preview.html") in preview.PAGES

@@ -13,7 +13,7 @@ import pytest
 
 from conftest import ROOT, input_path
 
-sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+sys.path.append(os.path.join(ROOT, "benchmarks"))  # after the root: its video.py is not the tool's
 import chromium  # noqa: E402
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -26,11 +26,7 @@ def start_run(tmp_path, *flags):
          "--content", input_path("cat.png"), "--styles", input_path("starry_night.jpg"), "--no-collage",
          "--output", str(tmp_path / "out.png"), "--seed", "1", "--preview", *map(str, flags)],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    for line in process.stderr:
-        found = re.search(r"^preview: (http://\S+)$", line.strip())
-        if found:
-            return process, found.group(1)
-    raise AssertionError(f"no address printed; exit {process.wait()}")
+    return process, address(process)
 
 
 def status_of(url):
@@ -102,6 +98,72 @@ def test_page_of_a_stopped_run_says_why(tmp_path):
         status = browser.find_element("id", "status").text
         why = browser.find_element("id", "why").text
         assert status == "stopped" and "interrupted" in why
+    finally:
+        browser.quit()
+        process.kill()
+        process.wait()
+
+
+def follow(browser, url, process, probe, timeout=300):
+    """Poll the page until it says the run finished: [probe(browser) while it ran]."""
+    browser.get(url)
+    seen, deadline = [], time.time() + timeout
+    while browser.find_element("id", "status").text != "finished":
+        assert time.time() < deadline and (process.poll() in (None, 0)), "the page did not show the end"
+        seen.append(probe(browser))
+        time.sleep(0.4)
+    assert process.wait(60) == 0
+    return seen
+
+
+def address(process):
+    for line in process.stderr:
+        found = re.search(r"^preview: (http://\S+)$", line.strip())
+        if found:
+            return found.group(1)
+    raise AssertionError(f"no address printed; exit {process.wait()}")
+
+
+def test_video_page_shows_the_frame_beside_the_last_finished_one_and_the_temporal_term(tmp_path):
+    import clips
+    import images
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for i, frame in enumerate(clips.pan_and_zoom(size=(64, 96), pan_frames=4, zoom_frames=2)):
+        images.save_image(str(frames / f"{i:04d}.png"), frame)
+    process = subprocess.Popen(
+        [sys.executable, os.path.join(ROOT, "neural_video.py"), "--network-type", "sqz", "--content", str(frames),
+         "--styles", input_path("starry_night.jpg"), "--iterations", "60", "--output", str(tmp_path / "out"),
+         "--preview"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    browser = chromium.browser()
+    try:
+        seen = follow(browser, address(process), process, lambda b: (
+            b.find_element("id", "image-caption").text, b.find_element("id", "previous-figure").is_displayed(),
+            b.find_element("id", "previous-caption").text,
+            [s.text for s in b.find_elements("css selector", "#legend span") if s.is_displayed()]))
+        captions = {caption.split(",")[0] for caption, *_ in seen if caption.startswith("running")}
+        assert len(captions) >= 3 and "running: frame 6 of 6" in captions, captions
+        beside = [s for s in seen if s[1]]
+        assert beside and all(s[2] == "the last finished frame" for s in beside)
+        assert "temporal and other terms" in seen[-1][3]
+        assert browser.find_element("id", "progress-text").text.startswith("frame 6 of 6 · 100%")
+    finally:
+        browser.quit()
+        process.kill()
+        process.wait()
+
+
+def test_batch_page_counts_the_pairs(tmp_path):
+    process = subprocess.Popen(
+        [sys.executable, os.path.join(ROOT, "batch.py"), "--contents", input_path("cat.png"),
+         "--styles", input_path("starry_night.jpg"), input_path("the_scream.jpg"), "--output-dir", str(tmp_path),
+         "--network-type", "sqz", "--width", "96", "--iterations", "60", "--no-collage", "--preview"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    browser = chromium.browser()
+    try:
+        seen = follow(browser, address(process), process, lambda b: b.find_element("id", "progress-text").text)
+        assert any(text.startswith("pair 2 of 2") for text in seen), seen
+        assert browser.find_element("id", "units").text == "2 pairs, each:"
     finally:
         browser.quit()
         process.kill()
