@@ -156,6 +156,9 @@ def main(argv=None):
         """Every pair a Ray task; the results come back here to be written."""
         import cluster  # optional: Ray
         pairs = {output: (content, style, settings) for content, style, settings, output in todo}
+        if live:  # the pairs run elsewhere: the page shows each result as it comes back
+            live.units(len(todo), "pair")
+            live.plan([], {})
         bar = tqdm(total=len(todo), desc="pairs", unit="pair", disable=None, file=sys.stderr)
 
         def on_result(output, result, error):
