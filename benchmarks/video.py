@@ -4,6 +4,7 @@ frames (--temporal-weight 0), on many clips (the performance document has the fi
     python benchmarks/video.py [DIR]                     # the table: every case, about 40 minutes
     python benchmarks/video.py --cases 1,3 --weights 50,200   # some cases, other temporal weights
     python benchmarks/video.py --long                    # a 64-frame clip: steady over 8 frames, no blur
+    python benchmarks/video.py --long --temporal-frames 1,4   # with other earlier frames
     python benchmarks/video.py --calibrate               # the cases the default weight was chosen on
 
 Clips are made from the bundled photos by tests/clips.py (sub-pixel pan, zoom, rotation, or an
@@ -106,7 +107,7 @@ def stylise(clip, style_file, out, iterations, optim, weight, frames_back=None):
     return [images.load_image(os.path.join(out, f)) for f in sorted(os.listdir(out))], seconds
 
 
-def run_case(case, folder, net, weights, long=False):
+def run_case(case, folder, net, weights, long=False, frames_back=None):
     import clips
     import images
     import video
@@ -123,8 +124,9 @@ def run_case(case, folder, net, weights, long=False):
     rows = []
     for weight in weights:
         label = "default" if weight is None else f"{weight:g}"
-        outputs, seconds = stylise(clip, style_file, os.path.join(folder, name, f"weight-{label}"), iterations,
-                                   optim, weight)
+        back = "" if frames_back is None else "-back" + "_".join(map(str, frames_back))
+        outputs, seconds = stylise(clip, style_file, os.path.join(folder, name, f"weight-{label}{back}"), iterations,
+                                   optim, weight, frames_back)
         losses = style_losses(outputs, style_file, net)
         ratios = losses / base_style
         row = dict(case=name, weight=label, error=video.warping_error(outputs, frames) / base_error,
@@ -153,6 +155,7 @@ def main():
     parser.add_argument("folder", nargs="?", help="where the clips and the outputs go (default: a temporary folder)")
     parser.add_argument("--cases", default="", help="numbers of the table's cases to run (1-based), e.g. 1,3")
     parser.add_argument("--weights", default="", help="temporal weights to measure instead of the default, e.g. 50,200")
+    parser.add_argument("--temporal-frames", default="", help="--temporal-frames to measure instead of the default, e.g. 1,2,4")
     parser.add_argument("--long", action="store_true", help="the 64-frame clip: warping error over 8 frames, drift")
     parser.add_argument("--calibrate", action="store_true", help="the cases the default was chosen on")
     args = parser.parse_args()
@@ -173,7 +176,8 @@ def main():
           "style loss a frame vs independent, mean | at worst | time a frame (independent) |")
     print("|---|---|---|---|---|---|")
     for case in cases:
-        run_case(case, folder, net, weights, long=args.long)
+        run_case(case, folder, net, weights, long=args.long,
+                 frames_back=tuple(int(j) for j in args.temporal_frames.split(",")) if args.temporal_frames else None)
 
 
 if __name__ == "__main__":
