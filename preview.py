@@ -50,12 +50,13 @@ class Preview:
         self.started = time.time()
         self.state = dict(title=title, status="starting", why=None, levels=[], settings={}, units=1, unit=0,
                           unit_label=None, unit_name=None, level=None, done=0.0, total=0.0, elapsed=0.0,
-                          work=0.0, work_total=0.0,
+                          work=0.0, work_total=0.0, left=None,
                           image=0, previous=0, points=[], bounds=[])
         self.images = {"image": None, "previous": None}  # name -> (version, pixels)
         self.encoded = {}  # name -> (version, JPEG bytes)
         # Where the running level began (iterations, and work: iterations x pixels), its calls so far
         self.level_start, self.level_work, self.calls = 0.0, 0.0, 0
+        self.first = None  # (time, work) at the first iteration: the rate leaves out the start-up
         self.last_read = 0.0
         self.last_request = 0.0
         self.final_seen = threading.Event()
@@ -121,6 +122,8 @@ class Preview:
             if progress.losses is not None:
                 s["points"].append([round(s["done"], 3)] + [float(v) for v in progress.losses])
             now = time.time()
+            if self.first is None:
+                self.first = (now, s["work"])
             wanted = now - self.last_request < PAGE_GONE and now - self.last_read >= IMAGE_EVERY
         if wanted and progress.image is not None:
             pixels = progress.image()  # outside the lock: it reads back from the device
@@ -166,7 +169,11 @@ class Preview:
             state = dict(self.state, points=points[since:] if since <= len(points) else points,
                          first=since if since <= len(points) else 0, bounds=list(self.state["bounds"]))
             if state["status"] in ("running", "starting"):
-                state["elapsed"] = time.time() - self.started
+                now = time.time()
+                state["elapsed"] = now - self.started
+                if self.first and state["work"] > self.first[1]:  # seconds left at the rate so far
+                    rate = (now - self.first[0]) / (state["work"] - self.first[1])
+                    state["left"] = rate * (state["work_total"] - state["work"])
             sent = self.encoded.get("image")
             if state["status"] not in ("running", "starting") and sent and sent[0] == state["image"]:
                 self.final_seen.set()  # the page has the final image and now learns that it is final

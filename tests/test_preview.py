@@ -61,6 +61,7 @@ def test_state_follows_the_plan_the_levels_and_the_losses(live):
     state = json.loads(get(base + "/state?token=" + token)[1])
     assert state["done"] == pytest.approx(12.0)
     assert state["work"] == pytest.approx(10 * 64 * 48 + 2 * 128 * 96)
+    assert state["left"] >= 0.0  # at the rate since the first iteration
     assert len(state["points"]) == 14 and state["points"][9] == [10.0, 10.0, 20.0, 30.0, 60.0]
     assert [b[1] for b in state["bounds"]] == ["64x48", "128x96"]
     assert 1 <= len(seen) <= 2  # read at most once a second, while a page asks
