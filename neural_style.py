@@ -182,10 +182,10 @@ def preview_options(args):
         if args.preview_host is not None or args.preview_port is not None:
             raise UsageError("--preview-host and --preview-port need --preview")
         return None
-    port = args.preview_port or 0
-    if not 0 <= port <= 65535:
+    port = args.preview_port
+    if port is not None and not 1 <= port <= 65535:
         raise UsageError(f"--preview-port must be between 1 and 65535, got {port}")
-    return args.preview_host or "127.0.0.1", port
+    return args.preview_host or "127.0.0.1", port or 0
 
 
 def levels_or_auto(text):

@@ -85,6 +85,8 @@ def main(argv=None):
     started = time.time()
     with serving(neural_style.preview_options(args), "neural-video") as live:
         output = video.run(settings, settings_video, live=live)
+        if live:
+            live.finish()
     print(f"wrote {output} in {time.time() - started:.1f} s")
 
 

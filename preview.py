@@ -56,6 +56,7 @@ class Preview:
         self.encoded = {}  # name -> (version, JPEG bytes)
         # Where the running level began (iterations, and work: iterations x pixels), its calls so far
         self.level_start, self.level_work, self.calls = 0.0, 0.0, 0
+        self.per_unit = (0, 0)  # one unit's iterations and work, from its plan
         self.first = None  # (time, work) at the first iteration: the rate leaves out the start-up
         self.last_read = 0.0
         self.last_request = 0.0
@@ -93,30 +94,29 @@ class Preview:
             s["levels"] = [dict(width=w, height=h, iterations=n, tiles=t) for w, h, n, t in levels]
             s["settings"] = {k: v for k, v in settings.items() if v is not None}
             s["status"] = "running"
-            s["total"] = s["units"] * sum(n for _, _, n, _ in levels)
-            s["work_total"] = s["units"] * sum(n * w * h for w, h, n, _ in levels)
+            self.per_unit = (sum(n for _, _, n, _ in levels), sum(n * w * h for w, h, n, _ in levels))
+            s["total"], s["work_total"] = (s["units"] * amount for amount in self.per_unit)
 
     def unit(self, index, label):
         """Unit `index` (0-based) of the plan starts: a video's frame or a batch's pair."""
         with self.lock:
             s = self.state
             s.update(unit=index, unit_label=label, level=None)
-            s["done"] = index * sum(level["iterations"] for level in s["levels"])
-            s["work"] = index * sum(level["iterations"] * level["width"] * level["height"] for level in s["levels"])
+            s["done"], s["work"] = (index * amount for amount in self.per_unit)
 
     def iteration(self, progress):
         """After every iteration (pipeline.Progress): the loss point, the progress, and now and then
         the running image."""
         with self.lock:
             s = self.state
-            tiles = s["levels"][progress.level - 1]["tiles"] if progress.level <= len(s["levels"]) else 1
+            tiles = s["levels"][progress.level - 1]["tiles"]
             if s["level"] != progress.level:
                 s["level"] = progress.level
                 s["bounds"].append([s["done"], f"{progress.width}x{progress.height}"])
                 self.level_start, self.level_work, self.calls = s["done"], s["work"], 0
             self.calls += 1
             # A level in tiles calls once per tile and iteration.
-            iterations = self.calls / max(1, tiles)
+            iterations = self.calls / tiles
             s["done"] = self.level_start + iterations
             s["work"] = self.level_work + iterations * progress.width * progress.height
             if progress.losses is not None:

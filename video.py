@@ -426,7 +426,7 @@ def fingerprint(settings, video, source, size):
 def run(settings, video, log=print, live=None):
     """Stylise the video or folder of frames settings.inputs.content into settings.output.output
     (a video, or a folder of frames), frame by frame, through the work folder. Returns the output.
-    `live`: the preview page (preview.py), told the plan, each frame and its iterations."""
+    `live`: the preview page (preview.py), told the plan, each frame, its iterations and result."""
     import collections
 
     from tqdm import tqdm
@@ -495,8 +495,6 @@ def run(settings, video, log=print, live=None):
         raise
     bar.close()
     write_output(work, source, source.count, output, source.fps)
-    if live:
-        live.finish()
     return output
 
 

@@ -1,6 +1,7 @@
 """Headless Chromium (Debian's `chromium` and `chromium-driver` packages) driven by Selenium: the
 browser of the preview page's tests (tests/test_preview_browser.py) and benchmark (preview.py here).
 A browser of Selenium's or Playwright's own download does not work on our machines."""
+import re
 import shutil
 
 # What a page of the preview reports back to a test: a checksum of the shown image's pixels (None
@@ -19,6 +20,15 @@ if (img.complete && img.naturalWidth) {
 }
 return [sum, document.getElementById("status").textContent, Number(document.getElementById("plot").dataset.points)];
 """
+
+
+def address(process):
+    """The page's address, read from the stderr of a run started with --preview (text mode)."""
+    for line in process.stderr:
+        found = re.search(r"^preview: (http://\S+)$", line.strip())
+        if found:
+            return found.group(1)
+    raise RuntimeError(f"no preview address printed; the run exited with {process.wait()}")
 
 
 def missing():

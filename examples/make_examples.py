@@ -113,7 +113,6 @@ def video_example():
 def preview_screenshot():
     """examples/preview.jpg: the --preview page, in headless Chromium, two thirds into a run
     (rocket x Starry Night, 512 px, --max-hierarchy 3)."""
-    import re
     import subprocess
     import tempfile
 
@@ -127,11 +126,13 @@ def preview_screenshot():
                                 "--iterations", "300", "--seed", "1", "--no-collage", "--print-iterations", "50",
                                 "--output", os.path.join(folder, "out.png"), "--preview"],
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    url = next(m.group(1) for m in (re.search(r"^preview: (\S+)", line) for line in process.stderr) if m)
+    url = chromium.address(process)
     browser = chromium.browser(1280, 760)
     try:
         browser.get(url)
-        while browser.execute_script("const t = document.title; return parseInt(t) >= 67 || !/%/.test(t);") is False:
+        # The title is "NN% · neural-style" while the run goes, its status at the end.
+        while not browser.execute_script("const t = document.title; "
+                                         "return /%/.test(t) ? parseInt(t) >= 67 : /finished|stopped/.test(t);"):
             time.sleep(0.5)
         time.sleep(1.0)  # the image of this moment, loaded
         shot = os.path.join(folder, "page.png")

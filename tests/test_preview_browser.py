@@ -26,7 +26,7 @@ def start_run(tmp_path, *flags):
          "--content", input_path("cat.png"), "--styles", input_path("starry_night.jpg"), "--no-collage",
          "--output", str(tmp_path / "out.png"), "--seed", "1", "--preview", *map(str, flags)],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    return process, address(process)
+    return process, chromium.address(process)
 
 
 def status_of(url):
@@ -116,14 +116,6 @@ def follow(browser, url, process, probe, timeout=300):
     return seen
 
 
-def address(process):
-    for line in process.stderr:
-        found = re.search(r"^preview: (http://\S+)$", line.strip())
-        if found:
-            return found.group(1)
-    raise AssertionError(f"no address printed; exit {process.wait()}")
-
-
 def test_video_page_shows_the_frame_beside_the_last_finished_one_and_the_temporal_term(tmp_path):
     import clips
     import images
@@ -137,7 +129,7 @@ def test_video_page_shows_the_frame_beside_the_last_finished_one_and_the_tempora
          "--preview"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
     browser = chromium.browser()
     try:
-        seen = follow(browser, address(process), process, lambda b: (
+        seen = follow(browser, chromium.address(process), process, lambda b: (
             b.find_element("id", "image-caption").text, b.find_element("id", "previous-figure").is_displayed(),
             b.find_element("id", "previous-caption").text,
             [s.text for s in b.find_elements("css selector", "#legend span") if s.is_displayed()]))
@@ -161,7 +153,7 @@ def test_batch_page_counts_the_pairs(tmp_path):
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     browser = chromium.browser()
     try:
-        seen = follow(browser, address(process), process, lambda b: b.find_element("id", "progress-text").text)
+        seen = follow(browser, chromium.address(process), process, lambda b: b.find_element("id", "progress-text").text)
         assert any(text.startswith("pair 2 of 2") for text in seen), seen
         assert browser.find_element("id", "units").text == "2 pairs, each:"
     finally:
